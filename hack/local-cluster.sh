@@ -4,7 +4,8 @@
 #   hack/local-cluster.sh build        build the pinned binaries that are missing (cached)
 #   hack/local-cluster.sh up [DIR]     start etcd and kube-apiserver, write DIR/kubeconfig
 #   hack/local-cluster.sh down [DIR]   stop them and remove DIR
-#   hack/local-cluster.sh bin NAME     print the path of a cached binary (etcd, kube-apiserver, helm)
+#   hack/local-cluster.sh bin NAME     print the path of a cached binary (etcd, kube-apiserver, helm,
+#                                      kubectl)
 #
 # Binaries are built from their Go modules (no prebuilt downloads are possible here) and cached
 # under $STYTCH_SSO_CACHE (default ~/.cache/stytch-sso-operator), keyed by version, so only the
@@ -31,6 +32,7 @@ binary_path() {
     etcd) echo "$BIN/etcd-$ETCD_VERSION" ;;
     kube-apiserver) echo "$BIN/kube-apiserver-$KUBERNETES_VERSION" ;;
     helm) echo "$BIN/helm-$HELM_VERSION" ;;
+    kubectl) echo "$BIN/kubectl-$KUBERNETES_VERSION" ;;
     *) log "unknown binary '$1'"; return 1 ;;
   esac
 }
@@ -54,7 +56,8 @@ import (
 func main() { etcdmain.Main(os.Args) }
 GO
   (cd "$mod" && go mod init local/etcd >/dev/null 2>&1 &&
-    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null &&
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" 2>&1 | grep -v '^go: ' >&2;
+    
     CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$out.tmp" . &&
     mv "$out.tmp" "$out")
 }
@@ -63,8 +66,21 @@ build_kube_apiserver() {
   local out; out=$(binary_path kube-apiserver)
   [[ -x $out ]] && return 0
   log "building kube-apiserver $KUBERNETES_VERSION (one time, 10-20 minutes)"
+  build_kubernetes_command kube-apiserver "$out"
+}
+
+# Only for machines without kubectl on the PATH.
+build_kubectl() {
+  local out; out=$(binary_path kubectl)
+  [[ -x $out ]] && return 0
+  log "building kubectl $KUBERNETES_VERSION (one time)"
+  build_kubernetes_command kubectl "$out"
+}
+
+build_kubernetes_command() { # command, output path
+  local command=$1 out=$2
   local mod=$CACHE/src/kubernetes-$KUBERNETES_VERSION
-  rm -rf "$mod" && mkdir -p "$mod"
+  mkdir -p "$mod"
   local gomod
   gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" |
     sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
@@ -86,7 +102,7 @@ build_kube_apiserver() {
   local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1"
   ldflags+=" -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   (cd "$mod" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "$ldflags" \
-    -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver && mv "$out.tmp" "$out")
+    -o "$out.tmp" "k8s.io/kubernetes/cmd/$command" && mv "$out.tmp" "$out")
 }
 
 build_helm() {
@@ -108,9 +124,10 @@ cmd_build() {
   for b in ${what[*]}; do "build_${b//-/_}"; done
 }
 
-wait_http() { # url, seconds, curl args...
-  local url=$1 secs=$2; shift 2
+wait_http() { # pid, url, seconds, curl args...
+  local pid=$1 url=$2 secs=$3; shift 3
   for _ in $(seq $((secs * 5))); do
+    kill -0 "$pid" 2>/dev/null || return 1
     curl -fsS --max-time 2 "$@" "$url" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
@@ -169,7 +186,7 @@ cmd_up() {
     --initial-cluster "default=http://127.0.0.1:$((ETCD_PORT + 1))" \
     --log-level warn >"$dir/etcd.log" 2>&1 &
   echo $! >"$dir/etcd.pid"
-  wait_http "http://127.0.0.1:$ETCD_PORT/health" 30 ||
+  wait_http "$(cat "$dir/etcd.pid")" "http://127.0.0.1:$ETCD_PORT/health" 30 ||
     { log "etcd did not start; see $dir/etcd.log"; tail -20 "$dir/etcd.log" >&2; exit 1; }
 
   make_certificates "$dir"
@@ -184,9 +201,10 @@ cmd_up() {
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --endpoint-reconciler-type none \
     >"$dir/kube-apiserver.log" 2>&1 &
   echo $! >"$dir/kube-apiserver.pid"
-  wait_http "https://127.0.0.1:$APISERVER_PORT/readyz" 90 --cacert "$dir/ca.crt" \
+  wait_http "$(cat "$dir/kube-apiserver.pid")" "https://127.0.0.1:$APISERVER_PORT/readyz" 90 --cacert "$dir/ca.crt" \
     -H "Authorization: Bearer $token" ||
     { log "kube-apiserver did not become ready; see $dir/kube-apiserver.log";
       tail -20 "$dir/kube-apiserver.log" >&2; exit 1; }

@@ -100,6 +100,7 @@ pub struct OidcConnectionSpec {
 
     /// Identity provider that issues the tokens; Stytch uses it to tailor its behaviour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = drop_null_from_enum)]
     pub identity_provider: Option<IdentityProvider>,
 
     /// Human-readable name of the connection, shown to members in Stytch's UI.
@@ -167,6 +168,14 @@ pub struct OidcConnectionSpec {
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("resyncInterval must be at least 1s"))]
     pub resync_interval: Option<String>,
+}
+
+/// An optional enum is nullable already; listing `null` among its values as well would only
+/// clutter `kubectl explain` and the API server's "supported values" message.
+fn drop_null_from_enum(schema: &mut schemars::Schema) {
+    if let Some(serde_json::Value::Array(values)) = schema.get_mut("enum") {
+        values.retain(|value| !value.is_null());
+    }
 }
 
 /// Names one key of a Secret in the same namespace as the `OidcConnection`.

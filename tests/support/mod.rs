@@ -1,0 +1,409 @@
+//! Test kit for end-to-end tests: the local control plane, the fake Stytch server and the
+//! operator, each test in a namespace of its own with an operator process of its own.
+//!
+//! The control plane must be running (`hack/local-cluster.sh up`, which `hack/test.sh` does)
+//! and `KUBECONFIG` must point at it: without it these tests fail, they are never skipped.
+
+#![allow(dead_code)] // each test binary uses a different part of the kit
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{DeleteParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use stytch_sso_operator::crd::OidcConnection;
+
+pub const PROJECT_ID: &str = "project-test-00000000-0000-4000-8000-000000000001";
+pub const PROJECT_SECRET: &str = "secret-test-SENTINEL-PROJECT-SECRET-d41d8cd98f00b204";
+pub const ORGANIZATION_ID: &str = "organization-test-00000000-0000-4000-8000-0000000000aa";
+pub const CREDENTIALS_SECRET: &str = "stytch-credentials";
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn logs_dir() -> PathBuf {
+    let dir = target_dir().join("e2e-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The fake Stytch server, as its own process.
+pub struct FakeStytch {
+    process: Child,
+    pub api_url: String,
+    pub issuer_base_url: String,
+    http: reqwest::Client,
+}
+
+impl FakeStytch {
+    /// Starts the fake with one project and one organization holding `connection_ids`.
+    pub async fn start(name: &str, connection_ids: &[&str]) -> Self {
+        let binary = target_dir().join("fake-stytch");
+        assert!(
+            binary.exists(),
+            "{} is missing: build it first with `cargo build --workspace --bins`",
+            binary.display()
+        );
+        let dir = logs_dir();
+        let seed_path = dir.join(format!("{name}.seed.json"));
+        let ready_path = dir.join(format!("{name}.fake-ready.json"));
+        let _ = std::fs::remove_file(&ready_path);
+        let connections: Vec<Value> = connection_ids
+            .iter()
+            .map(|id| json!({"connection_id": id, "display_name": "Seeded", "identity_provider": "generic"}))
+            .collect();
+        let seed = json!({
+            "projects": [{"project_id": PROJECT_ID, "secret": PROJECT_SECRET}],
+            "organizations": [{
+                "organization_id": ORGANIZATION_ID, "slug": "acme", "external_id": "acme-ext",
+                "connections": connections,
+            }],
+        });
+        std::fs::write(&seed_path, seed.to_string()).unwrap();
+        let log = std::fs::File::create(dir.join(format!("{name}.fake.log"))).unwrap();
+        let process = Command::new(binary)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--idp-listen",
+                "127.0.0.1:0",
+                "--seed",
+            ])
+            .arg(&seed_path)
+            .arg("--ready-file")
+            .arg(&ready_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("fake-stytch starts");
+        let ready: Value = eventually("the fake Stytch to listen", Duration::from_secs(10), || {
+            let ready_path = ready_path.clone();
+            async move {
+                let text = std::fs::read_to_string(&ready_path).ok()?;
+                serde_json::from_str(&text).ok()
+            }
+        })
+        .await;
+        Self {
+            process,
+            api_url: ready["api_url"].as_str().unwrap().to_owned(),
+            issuer_base_url: ready["issuer_base_url"].as_str().unwrap().to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// An issuer of the fake identity provider whose discovery document works.
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}", self.issuer_base_url)
+    }
+
+    /// The call log: every Stytch API call the fake received, secrets as fingerprints.
+    pub async fn calls(&self) -> Vec<Value> {
+        let url = format!("{}/_fake/calls", self.api_url);
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// The calls with this HTTP method.
+    pub async fn calls_with_method(&self, method: &str) -> Vec<Value> {
+        self.calls()
+            .await
+            .into_iter()
+            .filter(|call| call["method"] == method)
+            .collect()
+    }
+
+    /// The connection as the fake holds it (client secret as a fingerprint).
+    pub async fn connection(&self, connection_id: &str) -> Value {
+        let url = format!("{}/_fake/state", self.api_url);
+        let state: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state["organizations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|org| org["connections"].as_array().unwrap().iter())
+            .find(|c| c["connection_id"] == connection_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("the fake has no connection {connection_id}: {state}"))
+    }
+
+    /// Changes a connection directly, as someone using Stytch's dashboard would.
+    pub async fn change_behind_the_operators_back(&self, connection_id: &str, fields: Value) {
+        let url = format!(
+            "{}/_fake/organizations/{ORGANIZATION_ID}/connections/{connection_id}",
+            self.api_url
+        );
+        self.http
+            .patch(url)
+            .json(&fields)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+}
+
+impl Drop for FakeStytch {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// How the fake's call log shows a secret value: never the value itself.
+pub fn redacted(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("redacted:sha256:{}", &hex[..16])
+}
+
+/// A namespace of one test's own, with the project credentials Secret, deleted on drop.
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNamespace {
+    pub async fn create(test: &str) -> Self {
+        let client = client().await;
+        let suffix: u32 = rand::random::<u32>() % 100_000;
+        let name = format!("e2e-{test}-{suffix}").replace('_', "-");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .unwrap();
+        let namespace = Self { name, client };
+        namespace
+            .put_secret(
+                CREDENTIALS_SECRET,
+                &[("project_id", PROJECT_ID), ("secret", PROJECT_SECRET)],
+            )
+            .await;
+        namespace
+    }
+
+    /// Creates or replaces a Secret with string data, through `kubectl apply`.
+    pub async fn put_secret(&self, name: &str, data: &[(&str, &str)]) {
+        let data: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
+        let manifest = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": self.name},
+            "stringData": data,
+        });
+        let output = kubectl(&["apply", "-f", "-"], Some(&manifest.to_string()));
+        assert!(
+            output.success,
+            "kubectl apply of Secret {name} failed: {}",
+            output.stderr
+        );
+    }
+
+    /// `kubectl apply` of an `OidcConnection` manifest (YAML or JSON) in this namespace.
+    pub fn apply(&self, manifest: &str) -> KubectlOutput {
+        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(manifest))
+    }
+
+    pub fn objects(&self) -> Api<OidcConnection> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    pub async fn get(&self, name: &str) -> OidcConnection {
+        self.objects().get(name).await.unwrap()
+    }
+
+    /// Waits until the object's `type_` condition has `status` for its current generation.
+    pub async fn wait_for_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> OidcConnection {
+        let what = format!("{}/{name} to have {type_}={status}", self.name);
+        eventually(&what, timeout, || async {
+            let object = self.objects().get_opt(name).await.ok()??;
+            let current = object
+                .status
+                .as_ref()?
+                .conditions
+                .iter()
+                .find(|c| c.type_ == type_)?;
+            let fresh = current.observed_generation == object.metadata.generation;
+            (fresh && current.status == status).then_some(object)
+        })
+        .await
+    }
+
+    /// The reason of the object's Ready condition, if any.
+    pub async fn ready_reason(&self, name: &str) -> Option<String> {
+        let object = self.objects().get_opt(name).await.ok()??;
+        let status = object.status?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.reason)
+    }
+
+    /// Runs the operator for this namespace against `fake`.
+    pub fn start_operator(&self, fake: &FakeStytch, resync: &str) -> Operator {
+        Operator::start(&self.name, fake, resync)
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Best effort and without waiting: the control plane is thrown away after the run.
+        let _ = Command::new("kubectl")
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The operator binary, running as its own process with its log in `target/debug/e2e-logs/`.
+pub struct Operator {
+    process: Child,
+    pub log_path: PathBuf,
+}
+
+impl Operator {
+    fn start(namespace: &str, fake: &FakeStytch, resync: &str) -> Self {
+        let log_path = logs_dir().join(format!("{namespace}.operator.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let process = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
+            .args([
+                "run",
+                "--watch-namespace",
+                namespace,
+                "--resync-interval",
+                resync,
+            ])
+            .arg("--credentials-secret")
+            .arg(format!("{namespace}/{CREDENTIALS_SECRET}"))
+            .arg("--stytch-base-url")
+            .arg(&fake.api_url)
+            .env("RUST_LOG", "stytch_sso_operator=trace,kube=debug,info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the operator starts");
+        Self { process, log_path }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+pub async fn client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "end-to-end tests need the local control plane: run them with hack/test.sh, or start it \
+         with hack/local-cluster.sh up and export KUBECONFIG=.local/cluster/kubeconfig"
+    );
+    Client::try_default()
+        .await
+        .expect("the local control plane answers")
+}
+
+pub struct KubectlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> KubectlOutput {
+    use std::io::Write;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    KubectlOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Deletes an object and waits until it is gone.
+pub async fn delete_object(namespace: &TestNamespace, name: &str) {
+    let _ = namespace
+        .objects()
+        .delete(name, &DeleteParams::default())
+        .await;
+}
+
+/// Secrets of a namespace, for tests that change them.
+pub fn secrets(namespace: &TestNamespace) -> Api<Secret> {
+    Api::namespaced(namespace.client.clone(), &namespace.name)
+}
