@@ -130,7 +130,9 @@ async fn applied_connection_becomes_ready_with_the_request_id_of_its_only_update
 #[tokio::test]
 async fn issuer_discovery_fills_the_urls_and_resyncs_make_no_further_update() {
     let Setup {
-        namespace, fake, ..
+        namespace,
+        fake,
+        operator: _operator,
     } = setup("discovery", &["oidc-connection-test-b"], true).await;
     let spec = format!(
         "  issuer: {}\n  clientId: 0oa1b2c3\n  resyncInterval: 1s\n",
@@ -166,7 +168,9 @@ async fn issuer_discovery_fills_the_urls_and_resyncs_make_no_further_update() {
 #[tokio::test]
 async fn editing_the_display_name_makes_exactly_one_more_update() {
     let Setup {
-        namespace, fake, ..
+        namespace,
+        fake,
+        operator: _operator,
     } = setup("edit", &["oidc-connection-test-c"], true).await;
     let issuer = fake.issuer("acme");
     let output = namespace.apply(&manifest(
@@ -246,7 +250,9 @@ async fn rotating_the_client_secret_sends_the_new_value_once() {
 #[tokio::test]
 async fn a_change_made_in_stytch_is_corrected_within_one_resync() {
     let Setup {
-        namespace, fake, ..
+        namespace,
+        fake,
+        operator: _operator,
     } = setup("drift", &["oidc-connection-test-e"], true).await;
     let spec = full_spec(&fake.issuer("acme"), "Acme") + "  resyncInterval: 2s\n";
     let output = namespace.apply(&manifest("acme", "oidc-connection-test-e", &spec));
@@ -279,7 +285,9 @@ async fn a_change_made_in_stytch_is_corrected_within_one_resync() {
 #[tokio::test]
 async fn a_missing_secret_is_reported_without_calling_stytch_and_recovers_when_created() {
     let Setup {
-        namespace, fake, ..
+        namespace,
+        fake,
+        operator: _operator,
     } = setup("nosecret", &["oidc-connection-test-f"], false).await;
     let spec = full_spec(&fake.issuer("acme"), "Acme");
     let output = namespace.apply(&manifest("acme", "oidc-connection-test-f", &spec));
