@@ -24,8 +24,8 @@ use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use secrecy::SecretString;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -142,8 +142,18 @@ pub async fn run(client: Client, config: Config) -> Result<()> {
     let recorder = Recorder::new(client.clone(), reporter);
     let objects: Api<OidcConnection> = scoped_api(&client, config.watch_namespace.as_deref());
 
-    let controller = Controller::new(objects, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Status writes (the operator's own) must not trigger reconciles, or a status that
+    // changes on every attempt would loop; spec, annotation and finalizer changes must.
+    let (store, writer) = reflector::store();
+    let changes = predicates::generation
+        .combine(predicates::annotations)
+        .combine(predicates::finalizers);
+    let object_changes = watcher(objects, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes, Default::default());
+    let controller = Controller::for_stream(object_changes, store.clone());
     let secret_changes = secret_metadata_changes(&client, &config);
     let credentials_secret = config.credentials_secret.clone();
     let backoff = Backoff::new(config.backoff_base, config.backoff_cap);
@@ -265,6 +275,10 @@ async fn reconcile(object: Arc<OidcConnection>, context: Arc<Context>) -> Result
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let ready = status.conditions.iter().find(|c| c.type_ == READY);
     let reason = ready.map(|c| c.reason.as_str()).unwrap_or_default();
+    let request_id = match &outcome {
+        Outcome::Failed(failure) => failure.request_id.as_deref(),
+        _ => None,
+    };
     let action = match (&outcome, retry) {
         (_, Some(retry_after)) => {
             let delay = context.backoff.next_delay(key, retry_after);
@@ -282,7 +296,10 @@ async fn reconcile(object: Arc<OidcConnection>, context: Arc<Context>) -> Result
         }
         (Outcome::Failed(_), None) => {
             context.backoff.reset(&key);
-            warn!(reason, elapsed_ms, "reconcile failed; waiting for a change");
+            warn!(
+                reason,
+                request_id, elapsed_ms, "reconcile failed; waiting for a change"
+            );
             Action::requeue(reconcile::jittered(resync_of(&object, &context)))
         }
         (Outcome::Synced(synced), _) => {
@@ -419,14 +436,16 @@ async fn client_secret(
 
 fn connection_not_found(object: &OidcConnection, request_id: &str) -> Failure {
     let spec = &object.spec;
-    Failure::new(
+    let mut failure = Failure::new(
         "ConnectionNotFound",
         format!(
-            "Stytch organization {} has no OIDC connection {} (request_id {request_id}). Create \
-             the connection in Stytch, or recreate this object with the right connectionId.",
+            "Stytch organization {} has no OIDC connection {}. Create the connection in \
+             Stytch, or recreate this object with the right connectionId.",
             spec.organization_id, spec.connection_id
         ),
-    )
+    );
+    failure.request_id = Some(request_id.to_owned());
+    failure
 }
 
 /// Server-side apply of the whole status: fields the operator no longer sets are removed.

@@ -31,8 +31,11 @@ const REQUIRED_FOR_ACTIVE: [&str; 7] = [
 pub struct Failure {
     /// CamelCase, for the conditions and the Event.
     pub reason: String,
-    /// What went wrong and what to do about it; never contains a secret value.
+    /// What went wrong and what to do about it; never contains a secret value. Stable from
+    /// one attempt to the next, so a repeated failure does not rewrite the status.
     pub message: String,
+    /// Stytch's `request_id` of the failed call, for logs and the Event.
+    pub request_id: Option<String>,
 }
 
 impl Failure {
@@ -40,6 +43,7 @@ impl Failure {
         Self {
             reason: reason.into(),
             message: message.into(),
+            request_id: None,
         }
     }
 }

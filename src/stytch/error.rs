@@ -10,7 +10,7 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum StytchError {
     /// Stytch answered with an error.
-    #[error("Stytch answered {status} {error_type}: {message} (request_id {request_id})")]
+    #[error("Stytch answered {status} {error_type}: {message}")]
     Api {
         status: StatusCode,
         /// Stytch's machine-readable error, e.g. `oidc_connection_not_found`.

@@ -302,7 +302,21 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        // Best effort and without waiting: the control plane is thrown away after the run.
+        // Best effort and without waiting. The local control plane runs no namespace
+        // controller, so the objects are deleted explicitly: an operator watching every
+        // namespace (the demo's) must not find them later.
+        let _ = Command::new("kubectl")
+            .args([
+                "delete",
+                "oidcconnections",
+                "--all",
+                "-n",
+                &self.name,
+                "--wait=false",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = Command::new("kubectl")
             .args(["delete", "namespace", &self.name, "--wait=false"])
             .stdout(Stdio::null())
