@@ -79,10 +79,11 @@ pub fn failure_for(action: &str, error: &StytchError) -> Failure {
         "Fix the spec, the referenced Secrets or the connection in Stytch; the operator tries \
          again when one of them changes."
     };
-    Failure::new(
-        reason_for(error),
-        format!("Could not {action}: {error}. {next_step}"),
-    )
+    let message = format!("Could not {action}: {error}. {next_step}");
+    Failure {
+        request_id: error.request_id().map(str::to_owned),
+        ..Failure::new(reason_for(error), message)
+    }
 }
 
 #[cfg(test)]
@@ -120,7 +121,9 @@ mod tests {
             "{}",
             stable.message
         );
-        assert!(stable.message.contains("request-id-test-1"));
+        // Each call has a new request id: in the message it would rewrite the status each time.
+        assert!(!stable.message.contains("request-id-test-1"));
+        assert_eq!(stable.request_id.as_deref(), Some("request-id-test-1"));
         let transient = failure_for("update", &api_error(StatusCode::SERVICE_UNAVAILABLE, "x"));
         assert!(transient.message.contains("retries with backoff"));
     }
