@@ -168,6 +168,39 @@ pub struct OidcConnectionSpec {
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("resyncInterval must be at least 1s"))]
     pub resync_interval: Option<String>,
+
+    /// `Update` (default) writes differences to Stytch. `ObserveOnly` only reports them, by
+    /// field name, in `status.pendingChanges`, and never writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = drop_null_from_enum)]
+    pub management_policy: Option<ManagementPolicy>,
+
+    /// What deleting this object does to the connection in Stytch. `Orphan` (default) leaves it
+    /// as it is and needs no credentials. `Delete` deletes it in Stytch first (through a
+    /// finalizer); the object stays until that succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = drop_null_from_enum)]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Whether the operator may write to Stytch.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum ManagementPolicy {
+    #[default]
+    Update,
+    ObserveOnly,
+}
+
+/// What deleting an `OidcConnection` does in Stytch.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum DeletionPolicy {
+    #[default]
+    Orphan,
+    Delete,
 }
 
 /// An optional enum is nullable already; listing `null` among its values as well would only
@@ -276,6 +309,16 @@ pub struct OidcConnectionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
 
+    /// With `managementPolicy: ObserveOnly`: the spec fields whose values differ in Stytch and
+    /// would be written under `Update`. Names only, never values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_changes: Vec<String>,
+
+    /// The value of the annotation `sso.stytch-operator.dev/reconcile-requested-at` that the
+    /// last reconcile handled; set it to any new value to force a reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+
     /// `Ready`: the connection matches the spec and is active in Stytch. `Synced`: the last
     /// attempt to make Stytch match the spec succeeded. Each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -283,7 +326,32 @@ pub struct OidcConnectionStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Finalizer that holds an object with `deletionPolicy: Delete` until its connection is deleted
+/// in Stytch.
+pub const FINALIZER: &str = "sso.stytch-operator.dev/cleanup";
+
 impl OidcConnection {
+    pub fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy.unwrap_or_default()
+    }
+
+    pub fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy.unwrap_or_default()
+    }
+
+    pub fn has_finalizer(&self) -> bool {
+        self.metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == FINALIZER)
+    }
+
+    /// The Stytch connection this object manages: (organization, connection).
+    pub fn target(&self) -> (&str, &str) {
+        (&self.spec.organization_id, &self.spec.connection_id)
+    }
+
     /// Whether this object reads the given Secret (in its own namespace).
     pub fn references_secret(&self, namespace: &str, name: &str) -> bool {
         self.metadata.namespace.as_deref() == Some(namespace)

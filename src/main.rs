@@ -1,5 +1,6 @@
 //! `stytch-sso-operator`: `run` the controller, or print the `crd`.
 
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 use kube::CustomResourceExt;
 use stytch_sso_operator::controller::{self, SecretName};
 use stytch_sso_operator::crd::OidcConnection;
+use stytch_sso_operator::stytch::RateLimit;
 use stytch_sso_operator::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -50,6 +52,18 @@ struct RunArgs {
     #[arg(long, env = "BACKOFF_CAP", default_value = "5m", value_parser = humantime::parse_duration)]
     backoff_cap: Duration,
 
+    /// Most calls per second to Stytch, per project (a token bucket).
+    #[arg(long, env = "STYTCH_RATE_LIMIT", default_value_t = NonZeroU32::new(10).unwrap())]
+    stytch_rate_limit: NonZeroU32,
+
+    /// Calls to Stytch that may go at once before the rate limit applies, per project.
+    #[arg(long, env = "STYTCH_BURST", default_value_t = NonZeroU32::new(20).unwrap())]
+    stytch_burst: NonZeroU32,
+
+    /// Most reconciles running at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
+
     /// Log format; levels come from RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -89,6 +103,11 @@ async fn run(args: RunArgs) -> ExitCode {
         resync_interval: args.resync_interval,
         backoff_base: Duration::from_secs(1),
         backoff_cap: args.backoff_cap,
+        rate_limit: RateLimit {
+            requests_per_second: args.stytch_rate_limit,
+            burst: args.stytch_burst,
+        },
+        concurrency: args.concurrency,
     };
     match controller::run(client, config).await {
         Ok(()) => ExitCode::SUCCESS,

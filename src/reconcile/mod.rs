@@ -14,6 +14,60 @@ use status::Failure;
 
 /// Annotation that stops all Stytch calls for one object while it is `"true"`.
 pub const PAUSED_ANNOTATION: &str = "sso.stytch-operator.dev/paused";
+/// Annotation whose every new value forces a reconcile; the value is echoed to
+/// `status.lastHandledReconcileAt`.
+pub const RECONCILE_REQUESTED_AT_ANNOTATION: &str =
+    "sso.stytch-operator.dev/reconcile-requested-at";
+
+pub fn reconcile_requested_at(object: &OidcConnection) -> Option<&str> {
+    let annotations = object.metadata.annotations.as_ref()?;
+    annotations
+        .get(RECONCILE_REQUESTED_AT_ANNOTATION)
+        .map(String::as_str)
+}
+
+/// The object that owns the Stytch connection `object` also targets, if it is not `object`.
+///
+/// Two objects writing one connection would overwrite each other forever, so exactly one may:
+/// the oldest (by creation time, then namespace and name, so the answer never flaps).
+/// Objects being deleted give up their claim.
+pub fn conflicting_owner<'a>(
+    object: &OidcConnection,
+    others: impl IntoIterator<Item = &'a OidcConnection>,
+) -> Option<&'a OidcConnection> {
+    let seniority = |o: &OidcConnection| {
+        let created = o.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        (
+            created,
+            o.metadata.namespace.clone(),
+            o.metadata.name.clone(),
+        )
+    };
+    others
+        .into_iter()
+        .filter(|other| other.target() == object.target())
+        .filter(|other| other.metadata.deletion_timestamp.is_none())
+        .filter(|other| seniority(other) != seniority(object))
+        .filter(|other| seniority(other) < seniority(object))
+        .min_by_key(|other| seniority(other))
+}
+
+/// The spec's name of a field of Stytch's update body (`display_name` -> `displayName`).
+pub fn spec_field_name(stytch_field: &str) -> String {
+    let mut name = String::with_capacity(stytch_field.len());
+    let mut upper = false;
+    for c in stytch_field.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                name.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => name.push(c),
+        }
+    }
+    name
+}
 
 pub fn is_paused(object: &OidcConnection) -> bool {
     object
@@ -39,6 +93,13 @@ pub fn resync_interval(object: &OidcConnection, default: Duration) -> Duration {
 /// polling Stytch in lock-step.
 pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(1.0 - rand::rng().random_range(0.0..0.1))
+}
+
+/// The first resync of an object after the operator started: anywhere in the second half of
+/// the interval. Every object is reconciled at start-up; without this, all of them would come
+/// back together one interval later and again each interval after that.
+pub fn first_resync(interval: Duration) -> Duration {
+    interval.mul_f64(rand::rng().random_range(0.5..1.0))
 }
 
 /// Condition reason for a Stytch error: its `error_type` in CamelCase
@@ -82,6 +143,8 @@ pub fn failure_for(action: &str, error: &StytchError) -> Failure {
     let message = format!("Could not {action}: {error}. {next_step}");
     Failure {
         request_id: error.request_id().map(str::to_owned),
+        from_stytch: true,
+
         ..Failure::new(reason_for(error), message)
     }
 }
@@ -138,6 +201,71 @@ mod tests {
                 "{delay:?}"
             );
         }
+    }
+
+    fn object(namespace: &str, name: &str, created: i64, connection_id: &str) -> OidcConnection {
+        let mut object = OidcConnection::new(
+            name,
+            crate::crd::OidcConnectionSpec {
+                organization_id: "org".into(),
+                connection_id: connection_id.into(),
+                ..Default::default()
+            },
+        );
+        object.metadata.namespace = Some(namespace.into());
+        let time = jiff::Timestamp::from_second(created).unwrap();
+        object.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(time));
+        object
+    }
+
+    #[test]
+    fn the_oldest_object_owns_a_connection_and_the_newer_one_conflicts() {
+        let old = object("a", "first", 10, "c1");
+        let new = object("b", "second", 20, "c1");
+        let other = object("a", "other", 5, "c2");
+        let all = [old.clone(), new.clone(), other];
+        assert_eq!(
+            conflicting_owner(&new, &all).and_then(|o| o.metadata.name.clone()),
+            Some("first".into())
+        );
+        assert!(conflicting_owner(&old, &all).is_none());
+    }
+
+    #[test]
+    fn ties_in_creation_time_are_broken_by_namespace_and_name() {
+        let a = object("a", "x", 10, "c1");
+        let b = object("b", "x", 10, "c1");
+        assert!(conflicting_owner(&a, [&a, &b]).is_none());
+        assert!(conflicting_owner(&b, [&a, &b]).is_some());
+    }
+
+    #[test]
+    fn an_object_being_deleted_gives_up_its_claim() {
+        let mut old = object("a", "first", 10, "c1");
+        old.metadata.deletion_timestamp = old.metadata.creation_timestamp.clone();
+        let new = object("b", "second", 20, "c1");
+        assert!(conflicting_owner(&new, [&old, &new]).is_none());
+    }
+
+    #[test]
+    fn stytch_field_names_map_to_spec_field_names() {
+        assert_eq!(spec_field_name("display_name"), "displayName");
+        assert_eq!(spec_field_name("issuer"), "issuer");
+        assert_eq!(spec_field_name("attribute_mapping"), "attributeMapping");
+    }
+
+    #[test]
+    fn first_resyncs_after_a_restart_spread_over_half_the_interval() {
+        let interval = Duration::from_secs(600);
+        let delays: Vec<Duration> = (0..500).map(|_| first_resync(interval)).collect();
+        assert!(delays.iter().all(|d| *d >= interval / 2 && *d < interval));
+        // 500 objects over 300 s average 8 per 5 s window; lock-step would put all 500 in one.
+        let mut per_window = [0u32; 60];
+        for delay in &delays {
+            per_window[((delay.as_secs() - 300) / 5).min(59) as usize] += 1;
+        }
+        assert!(per_window.iter().all(|n| *n < 40), "{per_window:?}");
     }
 
     #[test]

@@ -36,14 +36,27 @@ pub struct Failure {
     pub message: String,
     /// Stytch's `request_id` of the failed call, for logs and the Event.
     pub request_id: Option<String>,
+    /// Whether Stytch (or the way to it) failed, rather than something in Kubernetes.
+    pub from_stytch: bool,
 }
 
 impl Failure {
+    /// The Event reason: Stytch's refusals are all `UpdateFailed` (the condition keeps
+    /// Stytch's own `error_type`), rate limits `RateLimited`, everything else its own reason.
+    pub fn event_reason(&self) -> &str {
+        if self.from_stytch && self.reason != "RateLimited" {
+            "UpdateFailed"
+        } else {
+            &self.reason
+        }
+    }
+
     pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             message: message.into(),
             request_id: None,
+            from_stytch: false,
         }
     }
 }
@@ -70,12 +83,16 @@ pub struct Synced {
     pub warning: Option<String>,
     /// Fingerprint of the client secret the update sent, if it sent one.
     pub sent_secret_fingerprint: Option<String>,
+    /// Under `managementPolicy: ObserveOnly`: spec fields that differ in Stytch and were not
+    /// written. Empty under `Update`.
+    pub pending_changes: Vec<String>,
 }
 
 /// The status after `outcome`, given the one before it.
 pub fn next(
     previous: Option<&OidcConnectionStatus>,
     generation: Option<i64>,
+    reconcile_requested_at: Option<&str>,
     outcome: &Outcome,
     now: &Time,
 ) -> OidcConnectionStatus {
@@ -84,8 +101,21 @@ pub fn next(
         observed_generation: generation,
         ..previous.clone()
     };
+    if let Some(token) = reconcile_requested_at {
+        status.last_handled_reconcile_at = Some(token.to_owned());
+    }
 
     let (synced, ready) = match outcome {
+        Outcome::Synced(synced) if !synced.pending_changes.is_empty() => {
+            apply_observation(&mut status, synced);
+            let message = format!(
+                "managementPolicy is ObserveOnly: Stytch differs from the spec in {}, which \
+                 the operator does not write. Set managementPolicy to Update to write them.",
+                synced.pending_changes.join(", ")
+            );
+            let pending = State::new(false, "PendingChanges", &message);
+            (pending.clone(), pending)
+        }
         Outcome::Synced(synced) => {
             apply_observation(&mut status, synced);
             let in_sync = State::new(true, "Synced", "The connection in Stytch matches the spec.");
@@ -124,6 +154,7 @@ fn apply_observation(status: &mut OidcConnectionStatus, synced: &Synced) {
     status.connection_status = Some(connection.status.clone());
     status.active = connection.status == "active";
     status.redirect_url = Some(connection.redirect_url.clone()).filter(|url| !url.is_empty());
+    status.pending_changes = synced.pending_changes.clone();
     status.missing_fields = if status.active {
         Vec::new()
     } else {
@@ -264,6 +295,7 @@ mod tests {
             updated_fields,
             warning: None,
             sent_secret_fingerprint: None,
+            pending_changes: Vec::new(),
         }))
     }
 
@@ -276,6 +308,7 @@ mod tests {
         let status = next(
             None,
             Some(3),
+            None,
             &synced(vec!["display_name"], "req-1"),
             &time(10),
         );
@@ -290,10 +323,17 @@ mod tests {
 
     #[test]
     fn an_unchanged_world_leaves_the_status_exactly_as_it_was() {
-        let first = next(None, Some(1), &synced(vec!["issuer"], "req-1"), &time(10));
+        let first = next(
+            None,
+            Some(1),
+            None,
+            &synced(vec!["issuer"], "req-1"),
+            &time(10),
+        );
         let second = next(
             Some(&first),
             Some(1),
+            None,
             &synced(vec![], "req-list"),
             &time(20),
         );
@@ -302,11 +342,18 @@ mod tests {
 
     #[test]
     fn the_request_id_follows_the_last_update_not_every_observation() {
-        let first = next(None, Some(1), &synced(vec![], "req-list-1"), &time(10));
+        let first = next(
+            None,
+            Some(1),
+            None,
+            &synced(vec![], "req-list-1"),
+            &time(10),
+        );
         assert_eq!(first.request_id.as_deref(), Some("req-list-1"));
         let second = next(
             Some(&first),
             Some(2),
+            None,
             &synced(vec!["display_name"], "req-put"),
             &time(20),
         );
@@ -314,6 +361,7 @@ mod tests {
         let third = next(
             Some(&second),
             Some(2),
+            None,
             &synced(vec![], "req-list-2"),
             &time(30),
         );
@@ -335,8 +383,9 @@ mod tests {
             updated_fields: vec!["issuer"],
             warning: Some("could not fetch the OpenID configuration".into()),
             sent_secret_fingerprint: None,
+            pending_changes: Vec::new(),
         }));
-        let status = next(None, Some(1), &outcome, &time(1));
+        let status = next(None, Some(1), None, &outcome, &time(1));
         assert_eq!(
             status.missing_fields,
             ["authorizationUrl", "userinfoUrl", "jwksUrl"]
@@ -359,9 +408,21 @@ mod tests {
 
     #[test]
     fn a_failure_keeps_what_was_last_known_of_stytch() {
-        let good = next(None, Some(1), &synced(vec!["issuer"], "req-1"), &time(10));
+        let good = next(
+            None,
+            Some(1),
+            None,
+            &synced(vec!["issuer"], "req-1"),
+            &time(10),
+        );
         let failure = Failure::new("SecretNotFound", "Secret x does not exist");
-        let bad = next(Some(&good), Some(2), &Outcome::Failed(failure), &time(20));
+        let bad = next(
+            Some(&good),
+            Some(2),
+            None,
+            &Outcome::Failed(failure),
+            &time(20),
+        );
         assert_eq!(bad.connection_status.as_deref(), Some("active"));
         assert_eq!(bad.request_id.as_deref(), Some("req-1"));
         let ready = condition_of(&bad, READY);
@@ -376,8 +437,8 @@ mod tests {
     #[test]
     fn transition_time_moves_only_when_the_condition_flips() {
         let failure = || Outcome::Failed(Failure::new("SecretNotFound", "missing"));
-        let first = next(None, Some(1), &failure(), &time(10));
-        let second = next(Some(&first), Some(1), &failure(), &time(20));
+        let first = next(None, Some(1), None, &failure(), &time(10));
+        let second = next(Some(&first), Some(1), None, &failure(), &time(20));
         assert_eq!(condition_of(&second, READY).last_transition_time, time(10));
     }
 
@@ -389,9 +450,16 @@ mod tests {
             updated_fields: vec!["client_secret"],
             warning: None,
             sent_secret_fingerprint: Some("sha256:0011223344556677".into()),
+            pending_changes: Vec::new(),
         }));
-        let status = next(None, Some(1), &outcome, &time(1));
-        let status = next(Some(&status), Some(1), &synced(vec![], "r2"), &time(2));
+        let status = next(None, Some(1), None, &outcome, &time(1));
+        let status = next(
+            Some(&status),
+            Some(1),
+            None,
+            &synced(vec![], "r2"),
+            &time(2),
+        );
         assert_eq!(
             status.client_secret_version.as_deref(),
             Some("sha256:0011223344556677")
@@ -399,9 +467,57 @@ mod tests {
     }
 
     #[test]
+    fn observe_only_reports_pending_changes_by_name_and_is_not_ready() {
+        let outcome = Outcome::Synced(Box::new(Synced {
+            connection: active_connection(),
+            request_id: "r".into(),
+            updated_fields: vec![],
+            warning: None,
+            sent_secret_fingerprint: None,
+            pending_changes: vec!["displayName".into()],
+        }));
+        let status = next(None, Some(1), None, &outcome, &time(1));
+        assert_eq!(status.pending_changes, ["displayName"]);
+        for type_ in [READY, SYNCED] {
+            let condition = condition_of(&status, type_);
+            assert_eq!(
+                (condition.status.as_str(), condition.reason.as_str()),
+                ("False", "PendingChanges")
+            );
+            assert!(condition.message.contains("displayName"));
+        }
+    }
+
+    #[test]
+    fn a_handled_reconcile_request_is_echoed_and_remembered() {
+        let first = next(
+            None,
+            Some(1),
+            Some("2026-12-03T10:00"),
+            &synced(vec![], "r"),
+            &time(1),
+        );
+        assert_eq!(
+            first.last_handled_reconcile_at.as_deref(),
+            Some("2026-12-03T10:00")
+        );
+        let second = next(Some(&first), Some(1), None, &synced(vec![], "r"), &time(2));
+        assert_eq!(
+            second.last_handled_reconcile_at.as_deref(),
+            Some("2026-12-03T10:00")
+        );
+    }
+
+    #[test]
     fn pausing_says_so_in_synced_and_keeps_readiness() {
-        let good = next(None, Some(1), &synced(vec!["issuer"], "req-1"), &time(10));
-        let paused = next(Some(&good), Some(1), &Outcome::Paused, &time(20));
+        let good = next(
+            None,
+            Some(1),
+            None,
+            &synced(vec!["issuer"], "req-1"),
+            &time(10),
+        );
+        let paused = next(Some(&good), Some(1), None, &Outcome::Paused, &time(20));
         assert_eq!(condition_of(&paused, SYNCED).reason, "Paused");
         assert_eq!(condition_of(&paused, READY).status, "True");
     }

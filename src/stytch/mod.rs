@@ -12,8 +12,11 @@
 mod error;
 mod model;
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{StatusCode, header};
 use secrecy::ExposeSecret;
@@ -21,8 +24,8 @@ use serde::de::DeserializeOwned;
 
 pub use error::StytchError;
 pub use model::{
-    ListConnectionsResponse, OidcConnection, ProjectCredentials, UpdateOidcConnectionRequest,
-    UpdateOidcConnectionResponse,
+    DeleteConnectionResponse, ListConnectionsResponse, OidcConnection, ProjectCredentials,
+    UpdateOidcConnectionRequest, UpdateOidcConnectionResponse,
 };
 
 /// Stytch caps request time at about 30 s; waiting slightly longer lets its own timeout
@@ -49,16 +52,49 @@ pub fn base_url_for_project(project_id: &str) -> &'static str {
     }
 }
 
-/// A Stytch API client; cheap to clone, shares one connection pool.
-#[derive(Clone, Debug)]
+/// Outbound rate limit: a token bucket per Stytch project.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub requests_per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            requests_per_second: NonZeroU32::new(10).unwrap(),
+            burst: NonZeroU32::new(20).unwrap(),
+        }
+    }
+}
+
+/// A Stytch API client; cheap to clone, shares one connection pool and one rate limiter.
+#[derive(Clone)]
 pub struct StytchClient {
     http: reqwest::Client,
     /// Overrides the per-project choice of live or test (fakes, proxies, private endpoints).
     base_url_override: Option<String>,
+    /// Keyed by project id: Stytch's limits are per project.
+    limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for StytchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StytchClient")
+            .field("base_url_override", &self.base_url_override)
+            .finish()
+    }
 }
 
 impl StytchClient {
     pub fn new(base_url_override: Option<String>) -> Result<Self, StytchError> {
+        Self::with_rate_limit(base_url_override, RateLimit::default())
+    }
+
+    pub fn with_rate_limit(
+        base_url_override: Option<String>,
+        rate_limit: RateLimit,
+    ) -> Result<Self, StytchError> {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(Duration::from_secs(10))
@@ -66,9 +102,12 @@ impl StytchClient {
             .build()
             .map_err(StytchError::Transport)?;
         let base_url_override = base_url_override.map(|url| url.trim_end_matches('/').to_owned());
+        let quota = Quota::per_second(rate_limit.requests_per_second).allow_burst(rate_limit.burst);
+        let limiter = Arc::new(RateLimiter::keyed(quota));
         Ok(Self {
             http,
             base_url_override,
+            limiter,
         })
     }
 
@@ -125,11 +164,38 @@ impl StytchClient {
         self.send(credentials, builder).await
     }
 
+    /// Deletes the connection. Stytch answers 404 for a connection that is already gone;
+    /// the caller decides whether that counts as done.
+    pub async fn delete_connection(
+        &self,
+        credentials: &ProjectCredentials,
+        organization_id: &str,
+        connection_id: &str,
+    ) -> Result<DeleteConnectionResponse, StytchError> {
+        let path = [
+            "v1",
+            "b2b",
+            "sso",
+            organization_id,
+            "connections",
+            connection_id,
+        ];
+        self.send(credentials, self.http.delete(self.url(credentials, &path)))
+            .await
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         credentials: &ProjectCredentials,
         builder: reqwest::RequestBuilder,
     ) -> Result<T, StytchError> {
+        if self.limiter.check_key(&credentials.project_id).is_err() {
+            tracing::debug!(
+                project_id = credentials.project_id,
+                "waiting for the rate limit"
+            );
+            self.limiter.until_key_ready(&credentials.project_id).await;
+        }
         let response = builder
             .basic_auth(
                 &credentials.project_id,
@@ -197,6 +263,29 @@ mod tests {
         let client = StytchClient::new(None).unwrap();
         let url = client.url(&credentials("project-test-1"), &["v1", "a b/c?d"]);
         assert_eq!(url, "https://test.stytch.com/v1/a%20b%2Fc%3Fd");
+    }
+
+    #[tokio::test]
+    async fn calls_beyond_the_burst_wait_for_the_rate_limit() {
+        let rate_limit = RateLimit {
+            requests_per_second: NonZeroU32::new(5).unwrap(),
+            burst: NonZeroU32::new(2).unwrap(),
+        };
+        let client = StytchClient::with_rate_limit(None, rate_limit).unwrap();
+        let key = "project-test-1".to_owned();
+        assert!(client.limiter.check_key(&key).is_ok());
+        assert!(client.limiter.check_key(&key).is_ok());
+        assert!(
+            client.limiter.check_key(&key).is_err(),
+            "the burst of 2 is used up"
+        );
+        assert!(
+            client
+                .limiter
+                .check_key(&"project-test-2".to_owned())
+                .is_ok(),
+            "per project"
+        );
     }
 
     #[test]

@@ -109,6 +109,12 @@ impl UpdateOidcConnectionRequest {
     }
 }
 
+/// Answer of a successful delete.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DeleteConnectionResponse {
+    pub request_id: String,
+}
+
 /// Answer of a successful update.
 #[derive(Clone, Debug, Deserialize)]
 pub struct UpdateOidcConnectionResponse {

@@ -1,0 +1,245 @@
+//! Wiring of the reconcile to Kubernetes: watches, the reconcile's I/O, status and Events.
+//!
+//! # What triggers a reconcile
+//! - any change to an `OidcConnection` (spec, annotations, deletion);
+//! - any change to a Secret an object references, or to the project credentials Secret
+//!   (which every object uses): only Secret *metadata* is watched, so the operator never holds
+//!   the cluster's secret values in memory;
+//! - the object's resync interval (10 % jitter), which bounds how long a change made in Stytch
+//!   behind the operator's back can last.
+//!
+//! # Errors
+//! A problem the user must fix (a missing Secret, a connection Stytch does not know, a value
+//! Stytch refuses) becomes a condition and an Event and waits for a change or the next resync:
+//! no retry loop. Rate limits, Stytch server errors, network failures and Kubernetes API errors
+//! are retried with per-object exponential backoff and full jitter.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::backoff::Backoff;
+use crate::crd::{MANAGER, OidcConnection};
+use crate::stytch::{RateLimit, StytchClient};
+use crate::{Error, Result};
+
+mod cleanup;
+mod events;
+mod reconciler;
+
+pub use reconciler::{PROJECT_ID_KEY, PROJECT_SECRET_KEY};
+
+/// A Secret named by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretName {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::str::FromStr for SecretName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => Ok(Self {
+                namespace: namespace.into(),
+                name: name.into(),
+            }),
+            _ => Err(format!("expected NAMESPACE/NAME, got {text:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How the operator runs; from the command line.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Overrides the Stytch API base URL chosen from the project id.
+    pub stytch_base_url: Option<String>,
+    /// Secret with the default project credentials (`project_id`, `secret`).
+    pub credentials_secret: SecretName,
+    /// Only this namespace is watched when set; all namespaces otherwise.
+    pub watch_namespace: Option<String>,
+    /// Resync interval for objects that do not set `spec.resyncInterval`.
+    pub resync_interval: Duration,
+    /// First and longest delay of the error backoff.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Outbound calls to Stytch, per project.
+    pub rate_limit: RateLimit,
+    /// Most reconciles running at once.
+    pub concurrency: u16,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    client: Client,
+    stytch: StytchClient,
+    config: Config,
+    recorder: Recorder,
+    backoff: Backoff<ObjectRef<OidcConnection>>,
+    /// Every `OidcConnection` in the watched scope, kept by the controller's own watch.
+    store: Store<OidcConnection>,
+    /// Objects reconciled since this process started (see [`Context::mark_seen`]).
+    seen: Mutex<HashSet<ObjectRef<OidcConnection>>>,
+}
+
+impl Context {
+    /// Records that `key` was reconciled and says whether it had been before, since start.
+    /// The first resync after start is drawn over a wider range than later ones, so that
+    /// objects all reconciled at start-up do not stay in step.
+    fn mark_seen(&self, key: &ObjectRef<OidcConnection>) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        !seen.insert(key.clone())
+    }
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, config: Config) -> Result<()> {
+    let stytch = StytchClient::with_rate_limit(config.stytch_base_url.clone(), config.rate_limit)
+        .map_err(|e| Error::Config(format!("cannot build the Stytch HTTP client: {e}")))?;
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let recorder = Recorder::new(client.clone(), reporter);
+    let objects: Api<OidcConnection> = scoped_api(&client, config.watch_namespace.as_deref());
+
+    // Status writes (the operator's own) must not trigger reconciles, or a status that
+    // changes on every attempt would loop; spec, annotation and finalizer changes must.
+    let (store, writer) = reflector::store();
+    let changes = predicates::generation
+        .combine(predicates::annotations)
+        .combine(predicates::finalizers);
+    let object_changes = watcher(objects, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(changes, Default::default());
+    let controller = Controller::for_stream(object_changes, store.clone());
+    let secret_changes = secret_metadata_changes(&client, &config);
+    let credentials_secret = config.credentials_secret.clone();
+    let backoff = Backoff::new(config.backoff_base, config.backoff_cap);
+    let concurrency = config.concurrency;
+    let context = Arc::new(Context {
+        client,
+        stytch,
+        config,
+        recorder,
+        backoff,
+        store: store.clone(),
+        seen: Mutex::default(),
+    });
+
+    info!(credentials_secret = %credentials_secret, "starting the controller");
+    controller
+        .watches_stream(secret_changes, move |secret| {
+            objects_reading(&store, &credentials_secret, &secret)
+        })
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(reconcile_logged, error_policy, context)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    info!("controller stopped");
+    Ok(())
+}
+
+fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Changes to Secrets, metadata only, in the watched scope and to the credentials Secret.
+fn secret_metadata_changes(
+    client: &Client,
+    config: &Config,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let scoped: Api<PartialObjectMeta<Secret>> =
+        scoped_api(client, config.watch_namespace.as_deref());
+    let in_scope = watcher(scoped, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects();
+    let credentials = &config.credentials_secret;
+    let covered = config
+        .watch_namespace
+        .as_ref()
+        .is_none_or(|ns| *ns == credentials.namespace);
+    let credentials_only = (!covered).then(|| {
+        let api: Api<PartialObjectMeta<Secret>> =
+            Api::namespaced(client.clone(), &credentials.namespace);
+        let selector = format!("metadata.name={}", credentials.name);
+        watcher(api, watcher::Config::default().fields(&selector))
+            .default_backoff()
+            .touched_objects()
+    });
+    futures::stream::select(in_scope, futures::stream::iter(credentials_only).flatten())
+}
+
+/// The objects to reconcile when `secret` changed.
+fn objects_reading(
+    store: &Store<OidcConnection>,
+    credentials_secret: &SecretName,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<OidcConnection>> {
+    let namespace = secret.namespace().unwrap_or_default();
+    let name = secret.name_any();
+    let is_credentials =
+        namespace == credentials_secret.namespace && name == credentials_secret.name;
+    store
+        .state()
+        .iter()
+        .filter(|object| is_credentials || object.references_secret(&namespace, &name))
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
+}
+
+async fn reconcile_logged(object: Arc<OidcConnection>, context: Arc<Context>) -> Result<Action> {
+    let span = info_span!(
+        "reconcile",
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        organization_id = object.spec.organization_id,
+        connection_id = object.spec.connection_id,
+    );
+    reconciler::reconcile(object, context)
+        .instrument(span)
+        .await
+}
+
+/// Kubernetes API failures: retried with the object's backoff.
+fn error_policy(object: Arc<OidcConnection>, error: &Error, context: Arc<Context>) -> Action {
+    let delay = context
+        .backoff
+        .next_delay(ObjectRef::from_obj(object.as_ref()), None);
+    warn!(
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        %error,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile error"
+    );
+    Action::requeue(delay)
+}
