@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use support::*;
@@ -11,33 +10,6 @@ use support::*;
 const CLIENT_SECRET: &str = "SENTINEL-CLIENT-SECRET-7f3a9c1e-first";
 const ROTATED_CLIENT_SECRET: &str = "SENTINEL-CLIENT-SECRET-7f3a9c1e-rotated";
 const READY_WITHIN: Duration = Duration::from_secs(10);
-
-/// Installs the checked-in CRD once per test binary and waits until it is served.
-fn install_crd() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-        let output = kubectl(
-            &["apply", "--server-side", "--force-conflicts", "-f", crds],
-            None,
-        );
-        assert!(
-            output.success,
-            "installing the CRD failed: {}",
-            output.stderr
-        );
-        let crd = "crd/oidcconnections.sso.stytch-operator.dev";
-        let output = kubectl(
-            &["wait", "--for=condition=Established", crd, "--timeout=30s"],
-            None,
-        );
-        assert!(
-            output.success,
-            "the CRD was not established: {}",
-            output.stderr
-        );
-    });
-}
 
 struct Setup {
     namespace: TestNamespace,
@@ -62,14 +34,6 @@ async fn setup(test: &str, connection_ids: &[&str], with_client_secret: bool) ->
         fake,
         operator,
     }
-}
-
-fn manifest(name: &str, connection_id: &str, fields: &str) -> String {
-    format!(
-        "apiVersion: sso.stytch-operator.dev/v1alpha1\nkind: OidcConnection\n\
-         metadata:\n  name: {name}\nspec:\n  organizationId: {ORGANIZATION_ID}\n  \
-         connectionId: {connection_id}\n  clientSecretRef: {{name: acme-oidc, key: client_secret}}\n{fields}"
-    )
 }
 
 fn full_spec(issuer: &str, display_name: &str) -> String {

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, Secret};
@@ -64,6 +65,11 @@ pub struct FakeStytch {
 impl FakeStytch {
     /// Starts the fake with one project and one organization holding `connection_ids`.
     pub async fn start(name: &str, connection_ids: &[&str]) -> Self {
+        Self::start_with_organizations(name, &[(ORGANIZATION_ID, connection_ids)]).await
+    }
+
+    /// Starts the fake with one project and these organizations and their connections.
+    pub async fn start_with_organizations(name: &str, organizations: &[(&str, &[&str])]) -> Self {
         let binary = target_dir().join("fake-stytch");
         assert!(
             binary.exists(),
@@ -74,16 +80,13 @@ impl FakeStytch {
         let seed_path = dir.join(format!("{name}.seed.json"));
         let ready_path = dir.join(format!("{name}.fake-ready.json"));
         let _ = std::fs::remove_file(&ready_path);
-        let connections: Vec<Value> = connection_ids
-            .iter()
-            .map(|id| json!({"connection_id": id, "display_name": "Seeded", "identity_provider": "generic"}))
-            .collect();
         let seed = json!({
             "projects": [{"project_id": PROJECT_ID, "secret": PROJECT_SECRET}],
-            "organizations": [{
-                "organization_id": ORGANIZATION_ID, "slug": "acme", "external_id": "acme-ext",
-                "connections": connections,
-            }],
+            "organizations": organizations
+                .iter()
+                .enumerate()
+                .map(|(index, (id, connection_ids))| seed_organization(index, id, connection_ids))
+                .collect::<Vec<_>>(),
         });
         std::fs::write(&seed_path, seed.to_string()).unwrap();
         let log = std::fs::File::create(dir.join(format!("{name}.fake.log"))).unwrap();
@@ -138,6 +141,40 @@ impl FakeStytch {
         response.json().await.unwrap()
     }
 
+    /// Installs fault rules (see fake-stytch/README.md), replacing any before.
+    pub async fn set_faults(&self, rules: Value) {
+        let url = format!("{}/_fake/faults", self.api_url);
+        self.http
+            .put(url)
+            .json(&rules)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    pub async fn clear_faults(&self) {
+        let url = format!("{}/_fake/faults", self.api_url);
+        self.http
+            .delete(url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+
+    /// Lists of one organization's connections (`GET /v1/b2b/sso/{organization_id}`).
+    pub async fn lists_of(&self, organization_id: &str) -> usize {
+        let path = format!("/v1/b2b/sso/{organization_id}");
+        self.calls()
+            .await
+            .iter()
+            .filter(|c| c["method"] == "GET" && c["path"] == path)
+            .count()
+    }
+
     /// The calls with this HTTP method.
     pub async fn calls_with_method(&self, method: &str) -> Vec<Value> {
         self.calls()
@@ -145,6 +182,27 @@ impl FakeStytch {
             .into_iter()
             .filter(|call| call["method"] == method)
             .collect()
+    }
+
+    /// The connection as the fake holds it, if it still exists.
+    pub async fn find_connection(&self, connection_id: &str) -> Option<Value> {
+        let url = format!("{}/_fake/state", self.api_url);
+        let state: Value = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        state["organizations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|org| org["connections"].as_array().unwrap().iter())
+            .find(|c| c["connection_id"] == connection_id)
+            .cloned()
     }
 
     /// The connection as the fake holds it (client secret as a fingerprint).
@@ -191,6 +249,18 @@ impl Drop for FakeStytch {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// One organization of a seed, with connections that are all pending.
+fn seed_organization(index: usize, organization_id: &str, connection_ids: &[&str]) -> Value {
+    let connections: Vec<Value> = connection_ids
+        .iter()
+        .map(|id| json!({"connection_id": id, "display_name": "Seeded", "identity_provider": "generic"}))
+        .collect();
+    json!({
+        "organization_id": organization_id, "slug": format!("org-{index}"),
+        "external_id": format!("org-ext-{index}"), "connections": connections,
+    })
 }
 
 /// How the fake's call log shows a secret value: never the value itself.
@@ -296,7 +366,47 @@ impl TestNamespace {
 
     /// Runs the operator for this namespace against `fake`.
     pub fn start_operator(&self, fake: &FakeStytch, resync: &str) -> Operator {
-        Operator::start(&self.name, fake, resync)
+        Operator::start(&self.name, fake, &["--resync-interval", resync])
+    }
+
+    /// Runs the operator with extra command-line arguments.
+    pub fn start_operator_with(&self, fake: &FakeStytch, args: &[&str]) -> Operator {
+        Operator::start(&self.name, fake, args)
+    }
+
+    /// Runs the operator with `RUST_LOG` set to `rust_log`.
+    pub fn start_operator_logging(&self, fake: &FakeStytch, rust_log: &str) -> Operator {
+        Operator::start_logging(&self.name, fake, &[], rust_log)
+    }
+
+    /// Events about objects in this namespace, as (type, reason, note).
+    pub async fn events(&self) -> Vec<(String, String, String)> {
+        use k8s_openapi::api::events::v1::Event;
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &self.name);
+        let events = api.list(&Default::default()).await.unwrap().items;
+        events
+            .into_iter()
+            .map(|e| {
+                let type_ = e.type_.unwrap_or_default();
+                (
+                    type_,
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits for an Event with this reason.
+    pub async fn wait_for_event(&self, reason: &str, timeout: Duration) -> String {
+        eventually(&format!("an Event {reason}"), timeout, || async {
+            let events = self.events().await;
+            events
+                .into_iter()
+                .find(|(_, r, _)| r == reason)
+                .map(|(_, _, note)| note)
+        })
+        .await
     }
 }
 
@@ -329,30 +439,39 @@ impl Drop for TestNamespace {
 pub struct Operator {
     process: Child,
     pub log_path: PathBuf,
+    pub rust_log: String,
 }
 
 impl Operator {
-    fn start(namespace: &str, fake: &FakeStytch, resync: &str) -> Self {
+    fn start(namespace: &str, fake: &FakeStytch, args: &[&str]) -> Self {
+        Self::start_logging(
+            namespace,
+            fake,
+            args,
+            "stytch_sso_operator=trace,kube=debug,info",
+        )
+    }
+
+    fn start_logging(namespace: &str, fake: &FakeStytch, args: &[&str], rust_log: &str) -> Self {
         let log_path = logs_dir().join(format!("{namespace}.operator.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let process = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
-            .args([
-                "run",
-                "--watch-namespace",
-                namespace,
-                "--resync-interval",
-                resync,
-            ])
+            .args(["run", "--watch-namespace", namespace])
+            .args(args)
             .arg("--credentials-secret")
             .arg(format!("{namespace}/{CREDENTIALS_SECRET}"))
             .arg("--stytch-base-url")
             .arg(&fake.api_url)
-            .env("RUST_LOG", "stytch_sso_operator=trace,kube=debug,info")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("the operator starts");
-        Self { process, log_path }
+        Self {
+            process,
+            log_path,
+            rust_log: rust_log.to_owned(),
+        }
     }
 
     pub fn log(&self) -> String {
@@ -368,14 +487,18 @@ impl Drop for Operator {
 }
 
 pub async fn client() -> Client {
+    require_control_plane();
+    Client::try_default()
+        .await
+        .expect("the local control plane answers")
+}
+
+fn require_control_plane() {
     assert!(
         std::env::var_os("KUBECONFIG").is_some(),
         "end-to-end tests need the local control plane: run them with hack/test.sh, or start it \
          with hack/local-cluster.sh up and export KUBECONFIG=.local/cluster/kubeconfig"
     );
-    Client::try_default()
-        .await
-        .expect("the local control plane answers")
 }
 
 pub struct KubectlOutput {
@@ -420,4 +543,42 @@ pub async fn delete_object(namespace: &TestNamespace, name: &str) {
 /// Secrets of a namespace, for tests that change them.
 pub fn secrets(namespace: &TestNamespace) -> Api<Secret> {
     Api::namespaced(namespace.client.clone(), &namespace.name)
+}
+
+/// Installs the checked-in CRD once per test binary and waits until it is served.
+pub fn install_crd() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        require_control_plane();
+        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+        let output = kubectl(
+            &["apply", "--server-side", "--force-conflicts", "-f", crds],
+            None,
+        );
+        assert!(
+            output.success,
+            "installing the CRD failed: {}",
+            output.stderr
+        );
+        let crd = "crd/oidcconnections.sso.stytch-operator.dev";
+        let output = kubectl(
+            &["wait", "--for=condition=Established", crd, "--timeout=30s"],
+            None,
+        );
+        assert!(
+            output.success,
+            "the CRD was not established: {}",
+            output.stderr
+        );
+    });
+}
+
+/// An `OidcConnection` manifest for the test organization with a client secret in
+/// Secret `acme-oidc`; `fields` are more spec lines, indented by two spaces.
+pub fn manifest(name: &str, connection_id: &str, fields: &str) -> String {
+    format!(
+        "apiVersion: sso.stytch-operator.dev/v1alpha1\nkind: OidcConnection\n\
+         metadata:\n  name: {name}\nspec:\n  organizationId: {ORGANIZATION_ID}\n  \
+         connectionId: {connection_id}\n  clientSecretRef: {{name: acme-oidc, key: client_secret}}\n{fields}"
+    )
 }
