@@ -614,3 +614,72 @@ async fn secrets_never_appear_in_logs_events_status_or_the_call_log() {
         }
     }
 }
+
+#[tokio::test]
+async fn outbound_calls_never_exceed_the_rate_limit() {
+    let namespace = namespace_with_secret("ratelimit").await;
+    let ids: Vec<String> = (0..30).map(|i| format!("conn-{i}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let fake = FakeStytch::start(&namespace.name, &id_refs).await;
+    let args = [
+        "--stytch-rate-limit",
+        "5",
+        "--stytch-burst",
+        "5",
+        "--resync-interval",
+        "10m",
+    ];
+    let _operator = namespace.start_operator_with(&fake, &args);
+    let manifests: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| manifest(&format!("o-{i}"), id, &spec("x")))
+        .collect();
+
+    apply(&namespace, &manifests.join("---\n"));
+    eventually(
+        "every object to be Ready",
+        Duration::from_secs(40),
+        || async {
+            let objects = namespace
+                .objects()
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items;
+            let ready = objects.iter().filter(|o| {
+                let conditions = o
+                    .status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default();
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            (ready.count() == ids.len()).then_some(())
+        },
+    )
+    .await;
+
+    // A bucket of 5 refilled at 5 per second admits at most 5 + 5 calls in any one second;
+    // arrival times at the fake may bunch one call more into a window.
+    let times: Vec<jiff::Timestamp> = fake
+        .calls()
+        .await
+        .iter()
+        .map(|c| c["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 60, "one list and one update per object");
+    let busiest = times
+        .iter()
+        .map(|start| {
+            let end = *start + jiff::SignedDuration::from_secs(1);
+            times.iter().filter(|t| *t >= start && *t < &end).count()
+        })
+        .max()
+        .unwrap();
+    println!("busiest second: {busiest} calls (limit 5/s, burst 5)");
+    assert!(busiest <= 11, "{busiest} calls in one second");
+
+}
