@@ -681,5 +681,4 @@ async fn outbound_calls_never_exceed_the_rate_limit() {
         .unwrap();
     println!("busiest second: {busiest} calls (limit 5/s, burst 5)");
     assert!(busiest <= 11, "{busiest} calls in one second");
-
 }
