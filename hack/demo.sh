@@ -59,7 +59,7 @@ echo "==> starting the operator (log: $demo_dir/operator.log)"
 stop_process operator
 target/debug/stytch-sso-operator run \
   --credentials-secret stytch-system/stytch-credentials \
-  --stytch-base-url "http://$fake_listen" \
+  --stytch-base-url "http://$fake_listen" --metrics-bind-address 127.0.0.1:18081 \
   >/dev/null 2>"$demo_dir/operator.log" &
 echo $! >"$demo_dir/operator.pid"
 

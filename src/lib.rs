@@ -6,11 +6,15 @@
 //! - [`reconcile`] holds the decisions of a reconcile (what to send, what status to write), free of I/O.
 //! - [`secrets`] holds reading values from Kubernetes Secrets.
 //! - [`controller`] holds the wiring to Kubernetes and kube-runtime.
-//! - [`telemetry`] holds logging.
+//! - [`telemetry`] holds logging, [`metrics`] the Prometheus metrics, [`http`] the endpoints
+//!   for metrics and probes, [`leader`] leader election.
 
 pub mod backoff;
 pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod reconcile;
 pub mod secrets;
 pub mod stytch;

@@ -30,6 +30,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::backoff::Backoff;
 use crate::crd::{MANAGER, OidcConnection};
+use crate::http::Readiness;
+use crate::metrics::Metrics;
 use crate::stytch::{RateLimit, StytchClient};
 use crate::{Error, Result};
 
@@ -73,8 +75,11 @@ pub struct Config {
     pub stytch_base_url: Option<String>,
     /// Secret with the default project credentials (`project_id`, `secret`).
     pub credentials_secret: SecretName,
-    /// Only this namespace is watched when set; all namespaces otherwise.
-    pub watch_namespace: Option<String>,
+    /// Only these namespaces are watched; all namespaces when empty.
+    pub watch_namespaces: Vec<String>,
+    /// Only objects with matching labels are reconciled, so that several deployments can
+    /// share a cluster.
+    pub label_selector: Option<String>,
     /// Resync interval for objects that do not set `spec.resyncInterval`.
     pub resync_interval: Duration,
     /// First and longest delay of the error backoff.
@@ -97,6 +102,7 @@ pub struct Context {
     store: Store<OidcConnection>,
     /// Objects reconciled since this process started (see [`Context::mark_seen`]).
     seen: Mutex<HashSet<ObjectRef<OidcConnection>>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -110,54 +116,96 @@ impl Context {
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, config: Config) -> Result<()> {
+/// Runs the controllers until SIGTERM or Ctrl-C: one per watched namespace, or one for the
+/// whole cluster. (One controller cannot watch a list of namespaces: each watch has its own
+/// cache.) `readiness` is set once every controller's first list has synced.
+pub async fn run(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+) -> Result<()> {
     let stytch = StytchClient::with_rate_limit(config.stytch_base_url.clone(), config.rate_limit)
-        .map_err(|e| Error::Config(format!("cannot build the Stytch HTTP client: {e}")))?;
+        .map_err(|e| Error::Config(format!("cannot build the Stytch HTTP client: {e}")))?
+        .with_metrics(metrics.clone());
     let reporter = Reporter {
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
     let recorder = Recorder::new(client.clone(), reporter);
-    let objects: Api<OidcConnection> = scoped_api(&client, config.watch_namespace.as_deref());
+    let scopes: Vec<Option<String>> = if config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
 
+    let mut controllers = Vec::new();
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let (store, writer) = reflector::store();
+        metrics.count_connections_in(store.clone());
+        stores.push(store.clone());
+        let context = Arc::new(Context {
+            client: client.clone(),
+            stytch: stytch.clone(),
+            config: config.clone(),
+            recorder: recorder.clone(),
+            backoff: Backoff::new(config.backoff_base, config.backoff_cap),
+            store,
+            seen: Mutex::default(),
+            metrics: metrics.clone(),
+        });
+        controllers.push(run_scope(scope, writer, context));
+    }
+    tokio::spawn(async move {
+        for store in stores {
+            // Err only when the controller stopped first; then readiness does not matter.
+            let _ = store.wait_until_ready().await;
+        }
+        info!("caches synced; ready");
+        readiness.set_ready();
+    });
+
+    info!(credentials_secret = %config.credentials_secret, "starting the controller");
+    futures::future::join_all(controllers).await;
+    info!("controller stopped");
+    Ok(())
+}
+
+/// One controller, for one namespace (`Some`) or the whole cluster (`None`).
+async fn run_scope(
+    namespace: Option<String>,
+    writer: reflector::store::Writer<OidcConnection>,
+    context: Arc<Context>,
+) {
+    let config = &context.config;
+    let objects: Api<OidcConnection> = scoped_api(&context.client, namespace.as_deref());
+    let mut watch_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.label_selector {
+        watch_config = watch_config.labels(selector);
+    }
     // Status writes (the operator's own) must not trigger reconciles, or a status that
     // changes on every attempt would loop; spec, annotation and finalizer changes must.
-    let (store, writer) = reflector::store();
     let changes = predicates::generation
         .combine(predicates::annotations)
         .combine(predicates::finalizers);
-    let object_changes = watcher(objects, watcher::Config::default().any_semantic())
+    let object_changes = watcher(objects, watch_config)
         .default_backoff()
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes, Default::default());
-    let controller = Controller::for_stream(object_changes, store.clone());
-    let secret_changes = secret_metadata_changes(&client, &config);
+    let store = context.store.clone();
+    let secret_changes = secret_metadata_changes(&context.client, namespace.as_deref(), config);
     let credentials_secret = config.credentials_secret.clone();
-    let backoff = Backoff::new(config.backoff_base, config.backoff_cap);
-    let concurrency = config.concurrency;
-    let context = Arc::new(Context {
-        client,
-        stytch,
-        config,
-        recorder,
-        backoff,
-        store: store.clone(),
-        seen: Mutex::default(),
-    });
-
-    info!(credentials_secret = %credentials_secret, "starting the controller");
-    controller
+    Controller::for_stream(object_changes, store.clone())
         .watches_stream(secret_changes, move |secret| {
             objects_reading(&store, &credentials_secret, &secret)
         })
-        .with_config(controller::Config::default().concurrency(concurrency))
+        .with_config(controller::Config::default().concurrency(config.concurrency))
         .shutdown_on_signal()
-        .run(reconcile_logged, error_policy, context)
+        .run(reconcile_logged, error_policy, context.clone())
         .for_each(|_| futures::future::ready(()))
         .await;
-    info!("controller stopped");
-    Ok(())
 }
 
 fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -174,19 +222,16 @@ where
 /// Changes to Secrets, metadata only, in the watched scope and to the credentials Secret.
 fn secret_metadata_changes(
     client: &Client,
+    namespace: Option<&str>,
     config: &Config,
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
 {
-    let scoped: Api<PartialObjectMeta<Secret>> =
-        scoped_api(client, config.watch_namespace.as_deref());
+    let scoped: Api<PartialObjectMeta<Secret>> = scoped_api(client, namespace);
     let in_scope = watcher(scoped, watcher::Config::default().any_semantic())
         .default_backoff()
         .touched_objects();
     let credentials = &config.credentials_secret;
-    let covered = config
-        .watch_namespace
-        .as_ref()
-        .is_none_or(|ns| *ns == credentials.namespace);
+    let covered = namespace.is_none_or(|ns| ns == credentials.namespace);
     let credentials_only = (!covered).then(|| {
         let api: Api<PartialObjectMeta<Secret>> =
             Api::namespaced(client.clone(), &credentials.namespace);
@@ -231,6 +276,8 @@ async fn reconcile_logged(object: Arc<OidcConnection>, context: Arc<Context>) ->
 
 /// Kubernetes API failures: retried with the object's backoff.
 fn error_policy(object: Arc<OidcConnection>, error: &Error, context: Arc<Context>) -> Action {
+    context.metrics.record_reconcile("error", 0.0);
+    context.metrics.retries.inc();
     let delay = context
         .backoff
         .next_delay(ObjectRef::from_obj(object.as_ref()), None);

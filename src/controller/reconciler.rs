@@ -135,7 +135,18 @@ fn next_action(
     started: Instant,
 ) -> Action {
     let key = ObjectRef::from_obj(object);
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_millis() as u64;
+    let result = match (outcome, retry) {
+        (_, Some(_)) => "retrying",
+        (Outcome::Paused, _) => "paused",
+        (Outcome::Failed(_), _) => "failed",
+        (Outcome::Synced(synced), _) if synced.updated_fields.is_empty() => "synced",
+        (Outcome::Synced(_), _) => "updated",
+    };
+    context
+        .metrics
+        .record_reconcile(result, elapsed.as_secs_f64());
     let resync = reconcile::resync_interval(object, context.config.resync_interval);
     let resync = if context.mark_seen(&key) {
         reconcile::jittered(resync)
@@ -145,6 +156,7 @@ fn next_action(
     match (outcome, retry) {
         (Outcome::Failed(failure), Some(retry_after)) => {
             let delay = context.backoff.next_delay(key, retry_after);
+            context.metrics.retries.inc();
             let retry_in_ms = delay.as_millis() as u64;
             let (reason, request_id) = (&failure.reason, failure.request_id.as_deref());
             warn!(

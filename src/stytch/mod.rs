@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::metrics::Metrics;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{StatusCode, header};
 use secrecy::ExposeSecret;
@@ -76,6 +78,7 @@ pub struct StytchClient {
     base_url_override: Option<String>,
     /// Keyed by project id: Stytch's limits are per project.
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for StytchClient {
@@ -108,7 +111,16 @@ impl StytchClient {
             http,
             base_url_override,
             limiter,
+            metrics: None,
         })
+    }
+
+    /// Counts every call, and every wait for the rate limit, in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
     }
 
     fn url(&self, credentials: &ProjectCredentials, segments: &[&str]) -> String {
@@ -131,7 +143,7 @@ impl StytchClient {
         organization_id: &str,
     ) -> Result<ListConnectionsResponse, StytchError> {
         let url = self.url(credentials, &["v1", "b2b", "sso", organization_id]);
-        self.send(credentials, self.http.get(url)).await
+        self.send("list", credentials, self.http.get(url)).await
     }
 
     /// Sets the fields present in `request`; absent fields stay as they are in Stytch.
@@ -161,7 +173,7 @@ impl StytchClient {
             .put(self.url(credentials, &path))
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        self.send(credentials, builder).await
+        self.send("update", credentials, builder).await
     }
 
     /// Deletes the connection. Stytch answers 404 for a connection that is already gone;
@@ -180,12 +192,13 @@ impl StytchClient {
             "connections",
             connection_id,
         ];
-        self.send(credentials, self.http.delete(self.url(credentials, &path)))
-            .await
+        let builder = self.http.delete(self.url(credentials, &path));
+        self.send("delete", credentials, builder).await
     }
 
     async fn send<T: DeserializeOwned>(
         &self,
+        operation: &'static str,
         credentials: &ProjectCredentials,
         builder: reqwest::RequestBuilder,
     ) -> Result<T, StytchError> {
@@ -194,16 +207,26 @@ impl StytchClient {
                 project_id = credentials.project_id,
                 "waiting for the rate limit"
             );
+            if let Some(metrics) = &self.metrics {
+                metrics.rate_limited.inc();
+            }
             self.limiter.until_key_ready(&credentials.project_id).await;
         }
-        let response = builder
+        let sent = builder
             .basic_auth(
                 &credentials.project_id,
                 Some(credentials.secret.expose_secret()),
             )
             .send()
-            .await
-            .map_err(|e| StytchError::Transport(e.without_url()))?;
+            .await;
+        if let Some(metrics) = &self.metrics {
+            let status_code = sent
+                .as_ref()
+                .ok()
+                .map(|response| response.status().as_u16());
+            metrics.record_stytch_request(operation, status_code);
+        }
+        let response = sent.map_err(|e| StytchError::Transport(e.without_url()))?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         let body = response

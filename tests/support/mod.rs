@@ -456,7 +456,8 @@ impl Operator {
         let log_path = logs_dir().join(format!("{namespace}.operator.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let process = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
-            .args(["run", "--watch-namespace", namespace])
+            .args(["run", "--watch-namespaces", namespace])
+            .args(["--metrics-bind-address", "127.0.0.1:0"])
             .args(args)
             .arg("--credentials-secret")
             .arg(format!("{namespace}/{CREDENTIALS_SECRET}"))
