@@ -159,8 +159,13 @@ pub async fn run(
     }
     tokio::spawn(async move {
         for store in stores {
-            // Err only when the controller stopped first; then readiness does not matter.
-            let _ = store.wait_until_ready().await;
+            // The controller waits for the same store, and kube-runtime wakes only one of
+            // several waiters, so ask again now and then instead of waiting once.
+            let tick = Duration::from_millis(200);
+            while tokio::time::timeout(tick, store.wait_until_ready())
+                .await
+                .is_err()
+            {}
         }
         info!("caches synced; ready");
         readiness.set_ready();

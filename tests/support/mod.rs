@@ -374,6 +374,17 @@ impl TestNamespace {
         Operator::start(&self.name, fake, args)
     }
 
+    /// Runs the operator with extra arguments, logging to a file named after `instance`.
+    pub fn start_operator_named(
+        &self,
+        fake: &FakeStytch,
+        instance: &str,
+        args: &[&str],
+    ) -> Operator {
+        let rust_log = "stytch_sso_operator=debug,kube_lease_manager=debug,info";
+        Operator::start_instance(&self.name, instance, fake, args, rust_log)
+    }
+
     /// Runs the operator with `RUST_LOG` set to `rust_log`.
     pub fn start_operator_logging(&self, fake: &FakeStytch, rust_log: &str) -> Operator {
         Operator::start_logging(&self.name, fake, &[], rust_log)
@@ -453,7 +464,17 @@ impl Operator {
     }
 
     fn start_logging(namespace: &str, fake: &FakeStytch, args: &[&str], rust_log: &str) -> Self {
-        let log_path = logs_dir().join(format!("{namespace}.operator.log"));
+        Self::start_instance(namespace, "operator", fake, args, rust_log)
+    }
+
+    fn start_instance(
+        namespace: &str,
+        instance: &str,
+        fake: &FakeStytch,
+        args: &[&str],
+        rust_log: &str,
+    ) -> Self {
+        let log_path = logs_dir().join(format!("{namespace}.{instance}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
         let process = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
             .args(["run", "--watch-namespaces", namespace])
@@ -477,6 +498,47 @@ impl Operator {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Base URL of the operator's HTTP endpoints, read from its log once it listens.
+    pub async fn endpoints_url(&self) -> String {
+        eventually(
+            "the operator to serve its endpoints",
+            Duration::from_secs(10),
+            || async {
+                let log = self.log();
+                let line = log.lines().find(|line| line.contains("serving /metrics"))?;
+                let address = line.split("address=").nth(1)?.split_whitespace().next()?;
+                let address = address.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+                Some(format!("http://{address}"))
+            },
+        )
+        .await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.
+    pub fn terminate(&mut self, within: Duration) -> Option<bool> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.process.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 
