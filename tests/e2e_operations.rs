@@ -11,12 +11,7 @@ const CLIENT_SECRET: &str = "SENTINEL-CLIENT-SECRET-0c55a2e1";
 const SOON: Duration = Duration::from_secs(10);
 
 async fn namespace_with_secret(test: &str) -> TestNamespace {
-    install_crd();
-    let namespace = TestNamespace::create(test).await;
-    namespace
-        .put_secret("acme-oidc", &[("client_secret", CLIENT_SECRET)])
-        .await;
-    namespace
+    TestNamespace::with_client_secret(test, CLIENT_SECRET).await
 }
 
 fn active_spec() -> &'static str {

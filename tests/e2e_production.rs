@@ -16,12 +16,20 @@ const SECOND_ORGANIZATION_ID: &str = "organization-test-00000000-0000-4000-8000-
 const SOON: Duration = Duration::from_secs(10);
 
 async fn namespace_with_secret(test: &str) -> TestNamespace {
-    install_crd();
-    let namespace = TestNamespace::create(test).await;
+    TestNamespace::with_client_secret(test, CLIENT_SECRET).await
+}
+
+/// A namespace, a fake Stytch with connection `conn`, an operator resyncing every `resync`,
+/// and the object `acme` for `conn`, Ready.
+async fn ready_connection(test: &str, resync: &str) -> (TestNamespace, FakeStytch, Operator) {
+    let namespace = namespace_with_secret(test).await;
+    let fake = FakeStytch::start(&namespace.name, &["conn"]).await;
+    let operator = namespace.start_operator(&fake, resync);
+    apply(&namespace, &manifest("acme", "conn", &spec("Acme")));
     namespace
-        .put_secret("acme-oidc", &[("client_secret", CLIENT_SECRET)])
+        .wait_for_condition("acme", "Ready", "True", SOON)
         .await;
-    namespace
+    (namespace, fake, operator)
 }
 
 fn apply(namespace: &TestNamespace, manifest: &str) {
@@ -239,13 +247,7 @@ async fn a_spec_stytch_rejects_is_retried_only_at_resync_or_on_change() {
 
 #[tokio::test]
 async fn a_paused_object_makes_no_calls_and_says_so() {
-    let namespace = namespace_with_secret("paused").await;
-    let fake = FakeStytch::start(&namespace.name, &["conn"]).await;
-    let _operator = namespace.start_operator(&fake, "1s");
-    apply(&namespace, &manifest("acme", "conn", &spec("Acme")));
-    namespace
-        .wait_for_condition("acme", "Ready", "True", SOON)
-        .await;
+    let (namespace, fake, _operator) = ready_connection("paused", "1s").await;
 
     annotate(&namespace, "acme", "sso.stytch-operator.dev/paused=true");
     let paused = eventually("Synced=Paused", SOON, || async {
@@ -280,13 +282,7 @@ async fn a_paused_object_makes_no_calls_and_says_so() {
 
 #[tokio::test]
 async fn a_reconcile_request_forces_a_reconcile_and_is_echoed() {
-    let namespace = namespace_with_secret("requested").await;
-    let fake = FakeStytch::start(&namespace.name, &["conn"]).await;
-    let _operator = namespace.start_operator(&fake, "10m");
-    apply(&namespace, &manifest("acme", "conn", &spec("Acme")));
-    namespace
-        .wait_for_condition("acme", "Ready", "True", SOON)
-        .await;
+    let (namespace, fake, _operator) = ready_connection("requested", "10m").await;
     let lists = fake.lists_of(ORGANIZATION_ID).await;
 
     annotate(

@@ -207,24 +207,8 @@ impl FakeStytch {
 
     /// The connection as the fake holds it (client secret as a fingerprint).
     pub async fn connection(&self, connection_id: &str) -> Value {
-        let url = format!("{}/_fake/state", self.api_url);
-        let state: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        state["organizations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|org| org["connections"].as_array().unwrap().iter())
-            .find(|c| c["connection_id"] == connection_id)
-            .cloned()
-            .unwrap_or_else(|| panic!("the fake has no connection {connection_id}: {state}"))
+        let connection = self.find_connection(connection_id).await;
+        connection.unwrap_or_else(|| panic!("the fake has no connection {connection_id}"))
     }
 
     /// Changes a connection directly, as someone using Stytch's dashboard would.
@@ -294,6 +278,17 @@ impl TestNamespace {
                 CREDENTIALS_SECRET,
                 &[("project_id", PROJECT_ID), ("secret", PROJECT_SECRET)],
             )
+            .await;
+        namespace
+    }
+
+    /// A namespace as [`TestNamespace::create`] makes it, with the CRD installed and the client
+    /// secret `client_secret` in Secret `acme-oidc` (what [`manifest`] refers to).
+    pub async fn with_client_secret(test: &str, client_secret: &str) -> Self {
+        install_crd();
+        let namespace = Self::create(test).await;
+        namespace
+            .put_secret("acme-oidc", &[("client_secret", client_secret)])
             .await;
         namespace
     }
