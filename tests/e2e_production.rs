@@ -96,6 +96,7 @@ async fn a_secret_change_reconciles_exactly_the_objects_that_reference_it() {
     namespace
         .wait_for_condition("b", "Ready", "True", SOON)
         .await;
+    fake.settle().await;
     let (lists_a, lists_b) = (
         fake.lists_of(ORGANIZATION_ID).await,
         fake.lists_of(SECOND_ORGANIZATION_ID).await,
@@ -283,6 +284,7 @@ async fn a_paused_object_makes_no_calls_and_says_so() {
 #[tokio::test]
 async fn a_reconcile_request_forces_a_reconcile_and_is_echoed() {
     let (namespace, fake, _operator) = ready_connection("requested", "10m").await;
+    fake.settle().await;
     let lists = fake.lists_of(ORGANIZATION_ID).await;
 
     annotate(

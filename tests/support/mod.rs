@@ -141,6 +141,20 @@ impl FakeStytch {
         response.json().await.unwrap()
     }
 
+    /// Waits until no call has arrived for a second: reconciles triggered by start-up (the
+    /// first lists of Secrets, the operator's own status write) are over.
+    pub async fn settle(&self) {
+        let mut seen = self.calls().await.len();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.calls().await.len();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
     /// Installs fault rules (see fake-stytch/README.md), replacing any before.
     pub async fn set_faults(&self, rules: Value) {
         let url = format!("{}/_fake/faults", self.api_url);
