@@ -232,20 +232,44 @@ fn secret_metadata_changes(
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
 {
     let scoped: Api<PartialObjectMeta<Secret>> = scoped_api(client, namespace);
-    let in_scope = watcher(scoped, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .touched_objects();
+    let in_scope = watcher(scoped, watcher::Config::default().any_semantic()).default_backoff();
+    let in_scope = changes_after_first_list(in_scope);
     let credentials = &config.credentials_secret;
     let covered = namespace.is_none_or(|ns| ns == credentials.namespace);
     let credentials_only = (!covered).then(|| {
         let api: Api<PartialObjectMeta<Secret>> =
             Api::namespaced(client.clone(), &credentials.namespace);
         let selector = format!("metadata.name={}", credentials.name);
-        watcher(api, watcher::Config::default().fields(&selector))
-            .default_backoff()
-            .touched_objects()
+        let changes = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
+        changes_after_first_list(changes)
     });
     futures::stream::select(in_scope, futures::stream::iter(credentials_only).flatten())
+}
+
+/// Secrets that changed after the first list. That list is no change: every object is
+/// reconciled when the operator starts anyway, and passing it on would reconcile each object a
+/// second time. Later re-lists (after a watch gap) are passed on, as they may hide changes.
+fn changes_after_first_list(
+    events: impl futures::Stream<
+        Item = Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>,
+    > + Send
+    + 'static,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
+{
+    let mut first_list_done = false;
+    events.filter_map(move |event| {
+        let change = match event {
+            Ok(watcher::Event::InitDone) => {
+                first_list_done = true;
+                None
+            }
+            Ok(watcher::Event::InitApply(secret)) if first_list_done => Some(Ok(secret)),
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+            Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => Some(Ok(secret)),
+            Err(error) => Some(Err(error)),
+        };
+        futures::future::ready(change)
+    })
 }
 
 /// The objects to reconcile when `secret` changed.
