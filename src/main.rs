@@ -192,7 +192,8 @@ async fn run_as_leader(
     lease: LeaseConfig,
 ) -> stytch_sso_operator::Result<()> {
     // A follower is ready once the CRD is served to it: it stands by for the lease.
-    tokio::spawn(wait_for_crd(client.clone(), readiness));
+    let probe_namespace = config.watch_namespaces.first().cloned();
+    tokio::spawn(wait_for_crd(client.clone(), probe_namespace, readiness));
     let leadership = tokio::select! {
         leadership = leader::acquire(client.clone(), &lease) => leadership?,
         () = shutdown_signal() => return Ok(()),
@@ -207,9 +208,13 @@ async fn run_as_leader(
     }
 }
 
-/// Sets `readiness` once OidcConnections can be listed: the CRD is installed and RBAC allows it.
-async fn wait_for_crd(client: kube::Client, readiness: Readiness) {
-    let api: kube::Api<OidcConnection> = kube::Api::all(client);
+/// Sets `readiness` once OidcConnections can be listed: the CRD is installed and RBAC allows
+/// it. The list is made where the operator may list: in a watched namespace, if it has any.
+async fn wait_for_crd(client: kube::Client, namespace: Option<String>, readiness: Readiness) {
+    let api: kube::Api<OidcConnection> = match &namespace {
+        Some(namespace) => kube::Api::namespaced(client, namespace),
+        None => kube::Api::all(client),
+    };
     let probe = kube::api::ListParams::default().limit(1);
     loop {
         match api.list_metadata(&probe).await {
