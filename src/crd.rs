@@ -86,11 +86,17 @@ const HTTPS_URL_RULE: &str = "isURL(self) && url(self).getScheme() == 'https'";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.organizationId) || has(self.memberSessionRef)")
+    .message("set organizationId, or memberSessionRef to take the organization from the member's session"))]
+#[x_kube(validation = Rule::new("has(self.organizationId) == has(oldSelf.organizationId)")
+    .message("organizationId cannot be added or removed after creation"))]
 pub struct OidcConnectionSpec {
     /// Stytch organization that owns the connection: its id, slug or external id. Immutable.
+    /// May be left out when `memberSessionRef` is set: the organization is then the member's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("organizationId is immutable"))]
-    pub organization_id: String,
+    pub organization_id: Option<String>,
 
     /// Stytch connection id, for example `oidc-connection-test-...`. The connection must
     /// already exist in Stytch. Immutable.
@@ -161,6 +167,18 @@ pub struct OidcConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute_mapping: Option<BTreeMap<String, String>>,
 
+    /// Key of a Secret, in this object's namespace, holding a Stytch member session (a session
+    /// token, or a session JWT with `type: jwt`). Every call for this object is then made with
+    /// the member's authority: Stytch checks the member's roles and organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_session_ref: Option<MemberSessionRef>,
+
+    /// Secret, in this object's namespace, with the Stytch project credentials to use for this
+    /// object (keys `project_id` and `secret`), instead of the operator's default ones: one
+    /// operator can serve several Stytch projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<LocalSecretRef>,
+
     /// How often the operator compares Stytch with this spec when nothing else triggers it,
     /// as a duration such as `10m` or `1h30m`. Bounds how long a change made outside
     /// Kubernetes can last. Defaults to the operator's `--resync-interval` (10m).
@@ -181,6 +199,40 @@ pub struct OidcConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = drop_null_from_enum)]
     pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Names a Secret in the same namespace as the `OidcConnection`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+pub struct LocalSecretRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// Where a member session is kept, and which kind it is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+pub struct MemberSessionRef {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+    /// `token` (default): a session token, sent as `X-Stytch-Member-Session`. `jwt`: a session
+    /// JWT, sent as `X-Stytch-Member-SessionJWT`.
+    #[serde(default, rename = "type")]
+    pub type_: MemberSessionType,
+}
+
+/// The two forms of a Stytch member session.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberSessionType {
+    #[default]
+    Token,
+    Jwt,
 }
 
 /// Whether the operator may write to Stytch.
@@ -319,6 +371,11 @@ pub struct OidcConnectionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
 
+    /// The organization's id as Stytch reported it for the member session, when the spec
+    /// leaves the organization to the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_id: Option<String>,
+
     /// `Ready`: the connection matches the spec and is active in Stytch. `Synced`: the last
     /// attempt to make Stytch match the spec succeeded. Each with a reason and a message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -347,19 +404,30 @@ impl OidcConnection {
             .any(|f| f == FINALIZER)
     }
 
-    /// The Stytch connection this object manages: (organization, connection).
-    pub fn target(&self) -> (&str, &str) {
-        (&self.spec.organization_id, &self.spec.connection_id)
+    /// The organization of the connection: from the spec, or, when the spec leaves it to the
+    /// member session, as last learned from Stytch.
+    pub fn organization_id(&self) -> Option<&str> {
+        let learned = self
+            .status
+            .as_ref()
+            .and_then(|s| s.organization_id.as_deref());
+        self.spec.organization_id.as_deref().or(learned)
+    }
+
+    /// The Stytch connection this object manages: (organization, if known, and connection).
+    pub fn target(&self) -> (Option<&str>, &str) {
+        (self.organization_id(), &self.spec.connection_id)
     }
 
     /// Whether this object reads the given Secret (in its own namespace).
     pub fn references_secret(&self, namespace: &str, name: &str) -> bool {
-        self.metadata.namespace.as_deref() == Some(namespace)
-            && self
-                .spec
-                .client_secret_ref
-                .as_ref()
-                .is_some_and(|r| r.name == name)
+        let spec = &self.spec;
+        let names = [
+            spec.client_secret_ref.as_ref().map(|r| r.name.as_str()),
+            spec.member_session_ref.as_ref().map(|r| r.name.as_str()),
+            spec.credentials_ref.as_ref().map(|r| r.name.as_str()),
+        ];
+        self.metadata.namespace.as_deref() == Some(namespace) && names.contains(&Some(name))
     }
 }
 
@@ -401,10 +469,14 @@ mod tests {
         let crd = serde_json::to_value(OidcConnection::crd()).unwrap();
         let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
         let required = spec["required"].as_array().unwrap();
-        assert!(required.contains(&"organizationId".into()));
         assert!(required.contains(&"connectionId".into()));
-        let rules = spec["properties"]["connectionId"]["x-kubernetes-validations"].to_string();
-        assert!(rules.contains("self == oldSelf"), "{rules}");
+        for id in ["organizationId", "connectionId"] {
+            let rules = spec["properties"][id]["x-kubernetes-validations"].to_string();
+            assert!(rules.contains("self == oldSelf"), "{id}: {rules}");
+        }
+        // organizationId may be left to a member session, but one of the two is required.
+        let rules = spec["x-kubernetes-validations"].to_string();
+        assert!(rules.contains("has(self.organizationId) || has(self.memberSessionRef)"), "{rules}");
     }
 
     #[test]

@@ -18,10 +18,10 @@ use reqwest::StatusCode;
 use tracing::info;
 
 use super::reconciler::{self, Problem};
-use super::{Context, events};
+use super::{Context, events, identity};
 use crate::crd::{DeletionPolicy, FINALIZER, OidcConnection};
-use crate::reconcile;
 use crate::reconcile::status::{Failure, Outcome};
+use crate::reconcile::{self, Call};
 use crate::stytch::StytchError;
 use crate::{Error, Result};
 
@@ -87,19 +87,20 @@ async fn delete_in_stytch(
     object: &OidcConnection,
     context: &Context,
 ) -> Result<Option<String>, Problem> {
-    let credentials = reconciler::project_credentials(context).await?;
-    let (organization_id, connection_id) = object.target();
+    let identity = identity::resolve(object, context).await?;
+    let (caller, connection_id) = (identity.caller(), &object.spec.connection_id);
     match context
         .stytch
-        .delete_connection(&credentials, organization_id, connection_id)
+        .delete_connection(&caller, &identity.organization_id, connection_id)
         .await
     {
         Ok(response) => Ok(Some(response.request_id)),
         Err(StytchError::Api {
             status: StatusCode::NOT_FOUND,
+            error_type,
             ..
-        }) => Ok(None),
-        Err(error) => Err(Problem::stytch("delete the connection in Stytch", error)),
+        }) if !error_type.starts_with("session") => Ok(None),
+        Err(error) => Err(Problem::stytch(Call::Delete, error)),
     }
 }
 

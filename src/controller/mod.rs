@@ -37,9 +37,10 @@ use crate::{Error, Result};
 
 mod cleanup;
 mod events;
+mod identity;
 mod reconciler;
 
-pub use reconciler::{PROJECT_ID_KEY, PROJECT_SECRET_KEY};
+pub use identity::{PROJECT_ID_KEY, PROJECT_SECRET_KEY, SessionOrganizations};
 
 /// A Secret named by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +104,8 @@ pub struct Context {
     /// Objects reconciled since this process started (see [`Context::mark_seen`]).
     seen: Mutex<HashSet<ObjectRef<OidcConnection>>>,
     metrics: Arc<Metrics>,
+    /// Shared by every controller of this process.
+    sessions: Arc<SessionOrganizations>,
 }
 
 impl Context {
@@ -139,6 +142,7 @@ pub async fn run(
         config.watch_namespaces.iter().cloned().map(Some).collect()
     };
 
+    let sessions = Arc::new(SessionOrganizations::default());
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
     for scope in scopes {
@@ -154,6 +158,7 @@ pub async fn run(
             store,
             seen: Mutex::default(),
             metrics: metrics.clone(),
+            sessions: sessions.clone(),
         });
         controllers.push(run_scope(scope, writer, context));
     }
@@ -295,7 +300,7 @@ async fn reconcile_logged(object: Arc<OidcConnection>, context: Arc<Context>) ->
         "reconcile",
         namespace = object.namespace().unwrap_or_default(),
         name = object.name_any(),
-        organization_id = object.spec.organization_id,
+        organization_id = object.organization_id().unwrap_or_default(),
         connection_id = object.spec.connection_id,
     );
     reconciler::reconcile(object, context)

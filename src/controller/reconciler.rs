@@ -3,7 +3,8 @@
 //! 1. Being deleted? Hand over to [`super::cleanup`].
 //! 2. Keep the finalizer in line with `deletionPolicy`.
 //! 3. Paused, or another object owns the same connection? Say so; call nothing.
-//! 4. Read the project credentials and the client secret.
+//! 4. Read the project credentials, the member session and the client secret; settle the
+//!    organization (a member session can tell it).
 //! 5. List the organization's connections and find this one.
 //! 6. Diff the owned fields; under `Update`, send exactly the difference.
 //! 7. Write the status if it changed; publish an Event for a real change or a new failure.
@@ -18,21 +19,17 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tracing::{debug, info, warn};
 
-use super::{Context, cleanup, events};
+use super::{Context, cleanup, events, identity};
 use crate::crd::{MANAGER, ManagementPolicy, OidcConnection, OidcConnectionStatus, SecretKeyRef};
 use crate::reconcile::diff::{self, ClientSecret};
 use crate::reconcile::status::{self, Failure, Outcome, Synced};
-use crate::reconcile::{self, failure_for};
+use crate::reconcile::{self, Call, failure_for};
 use crate::secrets::{self, ReadError};
-use crate::stytch::{ProjectCredentials, StytchError};
+use crate::stytch::StytchError;
 use crate::{Error, Result};
-
-/// Keys of the project credentials Secret.
-pub const PROJECT_ID_KEY: &str = "project_id";
-pub const PROJECT_SECRET_KEY: &str = "secret";
 
 /// How often an object that lost a conflict looks again whether the owner is gone. No Stytch
 /// call is involved, only the operator's own cache.
@@ -52,8 +49,8 @@ pub(super) enum Problem {
 }
 
 impl Problem {
-    pub(super) fn stytch(action: &str, error: StytchError) -> Self {
-        let failure = failure_for(action, &error);
+    pub(super) fn stytch(call: Call, error: StytchError) -> Self {
+        let failure = failure_for(call, &error);
         if error.is_transient() {
             Self::Transient {
                 failure,
@@ -222,7 +219,7 @@ fn conflict(owner: &OidcConnection) -> Failure {
 async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Problem> {
     let spec = &object.spec;
     let policy = object.management_policy();
-    let credentials = project_credentials(context).await?;
+    let identity = identity::resolve(object, context).await?;
     // The client secret cannot be observed in Stytch, so ObserveOnly has no use for it.
     let client_secret = match (&spec.client_secret_ref, policy) {
         (Some(reference), ManagementPolicy::Update) => Some(ClientSecret::new(
@@ -231,17 +228,26 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
         _ => None,
     };
 
-    let (organization_id, connection_id) = object.target();
+    let (organization_id, connection_id) = (
+        identity.organization_id.as_str(),
+        spec.connection_id.as_str(),
+    );
     let listed = context
         .stytch
-        .list_connections(&credentials, organization_id)
+        .list_connections(&identity.caller(), organization_id)
         .await
-        .map_err(|e| Problem::stytch("list the organization's SSO connections", e))?;
+        .map_err(|e| Problem::stytch(Call::List, e))?;
     let observed = listed
         .oidc_connections
         .into_iter()
         .find(|connection| connection.connection_id == connection_id)
-        .ok_or_else(|| Problem::Stable(connection_not_found(object, &listed.request_id)))?;
+        .ok_or_else(|| {
+            Problem::Stable(connection_not_found(
+                organization_id,
+                connection_id,
+                &listed.request_id,
+            ))
+        })?;
 
     let last_sent = object
         .status
@@ -255,6 +261,7 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
         warning: None,
         sent_secret_fingerprint: None,
         pending_changes: Vec::new(),
+        learned_organization_id: identity.learned_organization_id.clone(),
     };
     if request.is_empty() {
         debug!("Stytch matches the spec; no update");
@@ -280,9 +287,9 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
     debug!(fields = ?updated_fields, "updating the connection in Stytch");
     let response = context
         .stytch
-        .update_oidc_connection(&credentials, organization_id, connection_id, &request)
+        .update_oidc_connection(&identity.caller(), organization_id, connection_id, &request)
         .await
-        .map_err(|e| Problem::stytch("update the connection in Stytch", e))?;
+        .map_err(|e| Problem::stytch(Call::Update, e))?;
     let sent_secret_fingerprint = request
         .client_secret
         .as_ref()
@@ -294,19 +301,7 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
         warning: response.warning,
         sent_secret_fingerprint,
         pending_changes: Vec::new(),
-    })
-}
-
-pub(super) async fn project_credentials(context: &Context) -> Result<ProjectCredentials, Problem> {
-    let name = &context.config.credentials_secret;
-    let api: Api<Secret> = Api::namespaced(context.client.clone(), &name.namespace);
-    let role = "Stytch project credentials";
-    let read = |key| secrets::read_key(&api, &name.namespace, &name.name, key, role, "Credentials");
-    let project_id = read(PROJECT_ID_KEY).await?;
-    let secret = read(PROJECT_SECRET_KEY).await?;
-    Ok(ProjectCredentials {
-        project_id: project_id.expose_secret().to_owned(),
-        secret,
+        learned_organization_id: identity.learned_organization_id,
     })
 }
 
@@ -329,8 +324,7 @@ async fn client_secret(
     .await?)
 }
 
-fn connection_not_found(object: &OidcConnection, request_id: &str) -> Failure {
-    let (organization_id, connection_id) = object.target();
+fn connection_not_found(organization_id: &str, connection_id: &str, request_id: &str) -> Failure {
     let message = format!(
         "Stytch organization {organization_id} has no OIDC connection {connection_id}. Create \
          the connection in Stytch, or recreate this object with the right connectionId."

@@ -132,21 +132,92 @@ pub fn reason_for(error: &StytchError) -> String {
     }
 }
 
-/// The condition for a failed Stytch call, saying whether the operator will retry by itself.
-pub fn failure_for(action: &str, error: &StytchError) -> Failure {
-    let next_step = if error.is_transient() {
-        "The operator retries with backoff."
-    } else {
-        "Fix the spec, the referenced Secrets or the connection in Stytch; the operator tries \
-         again when one of them changes."
+/// The Stytch calls a reconcile makes, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    List,
+    Update,
+    Delete,
+    AuthenticateSession,
+}
+
+impl Call {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::List => "list the organization's SSO connections",
+            Self::Update => "update the connection in Stytch",
+            Self::Delete => "delete the connection in Stytch",
+            Self::AuthenticateSession => "authenticate the member session",
+        }
+    }
+
+    /// The action Stytch's RBAC checks on the `stytch.sso` resource for this call.
+    fn rbac_action(self) -> &'static str {
+        match self {
+            Self::List | Self::AuthenticateSession => "get",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// The condition for a failed Stytch call, saying what to do and whether the operator will
+/// retry by itself. A member session that Stytch does not accept is `SessionInvalid`; one
+/// whose member may not do the call is `Forbidden`, naming the refused action and resource.
+pub fn failure_for(call: Call, error: &StytchError) -> Failure {
+    let (reason, message) = match error {
+        StytchError::Api {
+            status,
+            error_type,
+            message,
+            ..
+        } if status.as_u16() == 403 => (
+            "Forbidden".to_owned(),
+            format!(
+                "Stytch refused to let the member session {} on stytch.sso ({error_type}: \
+                 {message}). Give the member a role that allows it, or reference another \
+                 session; the operator tries again when the spec or the Secret changes.",
+                call.rbac_action()
+            ),
+        ),
+        StytchError::Api {
+            error_type,
+            message,
+            ..
+        } if is_session_error(error_type) => (
+            "SessionInvalid".to_owned(),
+            format!(
+                "Stytch does not accept the member session ({error_type}: {message}): it is \
+                 unknown, revoked or expired. Put a fresh session in the Secret named by \
+                 spec.memberSessionRef; the operator picks it up without a restart."
+            ),
+        ),
+        _ => {
+            let next_step = if error.is_transient() {
+                "The operator retries with backoff."
+            } else {
+                "Fix the spec, the referenced Secrets or the connection in Stytch; the operator \
+                 tries again when one of them changes."
+            };
+            (
+                reason_for(error),
+                format!("Could not {}: {error}. {next_step}", call.describe()),
+            )
+        }
     };
-    let message = format!("Could not {action}: {error}. {next_step}");
     Failure {
         request_id: error.request_id().map(str::to_owned),
         from_stytch: true,
-
-        ..Failure::new(reason_for(error), message)
+        ..Failure::new(reason, message)
     }
+}
+
+/// Stytch's error types for a session it cannot find or that has ended.
+fn is_session_error(error_type: &str) -> bool {
+    matches!(
+        error_type,
+        "session_not_found" | "session_expired" | "invalid_session"
+    ) || error_type.starts_with("session_") && !error_type.starts_with("session_authorization")
 }
 
 #[cfg(test)]
@@ -176,7 +247,7 @@ mod tests {
     #[test]
     fn stable_failures_say_what_to_fix_and_transient_ones_that_they_are_retried() {
         let stable = failure_for(
-            "update",
+            Call::Update,
             &api_error(StatusCode::BAD_REQUEST, "invalid_sso_idp"),
         );
         assert!(
@@ -187,8 +258,37 @@ mod tests {
         // Each call has a new request id: in the message it would rewrite the status each time.
         assert!(!stable.message.contains("request-id-test-1"));
         assert_eq!(stable.request_id.as_deref(), Some("request-id-test-1"));
-        let transient = failure_for("update", &api_error(StatusCode::SERVICE_UNAVAILABLE, "x"));
+        let transient = failure_for(
+            Call::Update,
+            &api_error(StatusCode::SERVICE_UNAVAILABLE, "x"),
+        );
         assert!(transient.message.contains("retries with backoff"));
+    }
+
+    #[test]
+    fn a_refused_member_session_names_the_action_and_the_resource() {
+        let error = api_error(StatusCode::FORBIDDEN, "session_authorization_error");
+        let failure = failure_for(Call::Update, &error);
+        assert_eq!(failure.reason, "Forbidden");
+        assert!(
+            failure.message.contains("update on stytch.sso"),
+            "{}",
+            failure.message
+        );
+        let failure = failure_for(Call::List, &error);
+        assert!(
+            failure.message.contains("get on stytch.sso"),
+            "{}",
+            failure.message
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_expired_session_is_session_invalid() {
+        for error_type in ["session_not_found", "session_expired"] {
+            let failure = failure_for(Call::List, &api_error(StatusCode::NOT_FOUND, error_type));
+            assert_eq!(failure.reason, "SessionInvalid");
+        }
     }
 
     #[test]
@@ -207,7 +307,7 @@ mod tests {
         let mut object = OidcConnection::new(
             name,
             crate::crd::OidcConnectionSpec {
-                organization_id: "org".into(),
+                organization_id: Some("org".into()),
                 connection_id: connection_id.into(),
                 ..Default::default()
             },

@@ -86,6 +86,8 @@ pub struct Synced {
     /// Under `managementPolicy: ObserveOnly`: spec fields that differ in Stytch and were not
     /// written. Empty under `Update`.
     pub pending_changes: Vec<String>,
+    /// The organization's id as the member session told it, when there is a session.
+    pub learned_organization_id: Option<String>,
 }
 
 /// The status after `outcome`, given the one before it.
@@ -155,6 +157,9 @@ fn apply_observation(status: &mut OidcConnectionStatus, synced: &Synced) {
     status.active = connection.status == "active";
     status.redirect_url = Some(connection.redirect_url.clone()).filter(|url| !url.is_empty());
     status.pending_changes = synced.pending_changes.clone();
+    if synced.learned_organization_id.is_some() {
+        status.organization_id = synced.learned_organization_id.clone();
+    }
     status.missing_fields = if status.active {
         Vec::new()
     } else {
@@ -296,6 +301,7 @@ mod tests {
             warning: None,
             sent_secret_fingerprint: None,
             pending_changes: Vec::new(),
+            learned_organization_id: None,
         }))
     }
 
@@ -384,6 +390,7 @@ mod tests {
             warning: Some("could not fetch the OpenID configuration".into()),
             sent_secret_fingerprint: None,
             pending_changes: Vec::new(),
+            learned_organization_id: None,
         }));
         let status = next(None, Some(1), None, &outcome, &time(1));
         assert_eq!(
@@ -451,6 +458,7 @@ mod tests {
             warning: None,
             sent_secret_fingerprint: Some("sha256:0011223344556677".into()),
             pending_changes: Vec::new(),
+            learned_organization_id: None,
         }));
         let status = next(None, Some(1), None, &outcome, &time(1));
         let status = next(
@@ -475,6 +483,7 @@ mod tests {
             warning: None,
             sent_secret_fingerprint: None,
             pending_changes: vec!["displayName".into()],
+            learned_organization_id: None,
         }));
         let status = next(None, Some(1), None, &outcome, &time(1));
         assert_eq!(status.pending_changes, ["displayName"]);

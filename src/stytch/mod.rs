@@ -12,6 +12,8 @@
 mod error;
 mod model;
 
+use model::AuthenticateSessionRequest;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +28,9 @@ use serde::de::DeserializeOwned;
 
 pub use error::StytchError;
 pub use model::{
-    DeleteConnectionResponse, ListConnectionsResponse, OidcConnection, ProjectCredentials,
-    UpdateOidcConnectionRequest, UpdateOidcConnectionResponse,
+    AuthenticateSessionResponse, DeleteConnectionResponse, ListConnectionsResponse, MemberSession,
+    MemberSessionKind, OidcConnection, ProjectCredentials, UpdateOidcConnectionRequest,
+    UpdateOidcConnectionResponse,
 };
 
 /// Stytch caps request time at about 30 s; waiting slightly longer lets its own timeout
@@ -139,17 +142,17 @@ impl StytchClient {
     /// Lists the organization's SSO connections; there is no call that reads just one.
     pub async fn list_connections(
         &self,
-        credentials: &ProjectCredentials,
+        caller: &Caller<'_>,
         organization_id: &str,
     ) -> Result<ListConnectionsResponse, StytchError> {
-        let url = self.url(credentials, &["v1", "b2b", "sso", organization_id]);
-        self.send("list", credentials, self.http.get(url)).await
+        let url = self.url(caller.credentials, &["v1", "b2b", "sso", organization_id]);
+        self.send("list", caller, self.http.get(url)).await
     }
 
     /// Sets the fields present in `request`; absent fields stay as they are in Stytch.
     pub async fn update_oidc_connection(
         &self,
-        credentials: &ProjectCredentials,
+        caller: &Caller<'_>,
         organization_id: &str,
         connection_id: &str,
         request: &UpdateOidcConnectionRequest,
@@ -163,24 +166,16 @@ impl StytchClient {
             "connections",
             connection_id,
         ];
-        let body = serde_json::to_vec(request).map_err(|e| StytchError::Unexpected {
-            status: StatusCode::OK,
-            reason: format!("could not encode the request: {e}"),
-        })?;
-        // The Content-Type is set by hand: Stytch rejected a charset parameter in the past.
-        let builder = self
-            .http
-            .put(self.url(credentials, &path))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
-        self.send("update", credentials, builder).await
+        let builder = self.http.put(self.url(caller.credentials, &path));
+        self.send("update", caller, json_body(builder, request)?)
+            .await
     }
 
     /// Deletes the connection. Stytch answers 404 for a connection that is already gone;
     /// the caller decides whether that counts as done.
     pub async fn delete_connection(
         &self,
-        credentials: &ProjectCredentials,
+        caller: &Caller<'_>,
         organization_id: &str,
         connection_id: &str,
     ) -> Result<DeleteConnectionResponse, StytchError> {
@@ -192,16 +187,41 @@ impl StytchClient {
             "connections",
             connection_id,
         ];
-        let builder = self.http.delete(self.url(credentials, &path));
-        self.send("delete", credentials, builder).await
+        let builder = self.http.delete(self.url(caller.credentials, &path));
+        self.send("delete", caller, builder).await
+    }
+
+    /// Authenticates a member session, which tells its member's organization.
+    pub async fn authenticate_session(
+        &self,
+        credentials: &ProjectCredentials,
+        session: &MemberSession,
+    ) -> Result<AuthenticateSessionResponse, StytchError> {
+        let url = self.url(credentials, &["v1", "b2b", "sessions", "authenticate"]);
+        let body = AuthenticateSessionRequest::for_session(session);
+        let caller = Caller {
+            credentials,
+            member_session: None,
+        };
+        self.send(
+            "authenticate",
+            &caller,
+            json_body(self.http.post(url), &body)?,
+        )
+        .await
     }
 
     async fn send<T: DeserializeOwned>(
         &self,
         operation: &'static str,
-        credentials: &ProjectCredentials,
+        caller: &Caller<'_>,
         builder: reqwest::RequestBuilder,
     ) -> Result<T, StytchError> {
+        let credentials = caller.credentials;
+        let builder = match caller.member_session {
+            Some(session) => builder.header(session.header_name(), session.value.expose_secret()),
+            None => builder,
+        };
         if self.limiter.check_key(&credentials.project_id).is_err() {
             tracing::debug!(
                 project_id = credentials.project_id,
@@ -242,6 +262,29 @@ impl StytchClient {
             reason: format!("the body does not match Stytch's documented shape: {e}"),
         })
     }
+}
+
+/// Who makes a call: a project, and optionally a member of one of its organizations, whose
+/// roles and organization Stytch then enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    pub credentials: &'a ProjectCredentials,
+    pub member_session: Option<&'a MemberSession>,
+}
+
+/// Encodes `body` as JSON. The Content-Type is set by hand: Stytch rejected a charset
+/// parameter in the past.
+fn json_body<B: serde::Serialize>(
+    builder: reqwest::RequestBuilder,
+    body: &B,
+) -> Result<reqwest::RequestBuilder, StytchError> {
+    let body = serde_json::to_vec(body).map_err(|e| StytchError::Unexpected {
+        status: StatusCode::OK,
+        reason: format!("could not encode the request: {e}"),
+    })?;
+    Ok(builder
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body))
 }
 
 /// `Retry-After` in seconds; the HTTP-date form is not used by Stytch and is ignored.

@@ -109,6 +109,69 @@ impl UpdateOidcConnectionRequest {
     }
 }
 
+/// A member session, as a token or as a JWT; either proves the same session.
+#[derive(Clone, Debug)]
+pub struct MemberSession {
+    pub kind: MemberSessionKind,
+    pub value: SecretString,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberSessionKind {
+    Token,
+    Jwt,
+}
+
+impl MemberSession {
+    /// The header that presents this session on an RBAC-enforced call.
+    pub fn header_name(&self) -> &'static str {
+        match self.kind {
+            MemberSessionKind::Token => "X-Stytch-Member-Session",
+            MemberSessionKind::Jwt => "X-Stytch-Member-SessionJWT",
+        }
+    }
+}
+
+/// Body of `POST /v1/b2b/sessions/authenticate`: exactly one of the two fields.
+#[derive(Serialize)]
+pub(crate) struct AuthenticateSessionRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_jwt: Option<&'a str>,
+}
+
+impl<'a> AuthenticateSessionRequest<'a> {
+    pub(crate) fn for_session(session: &'a MemberSession) -> Self {
+        let value = Some(session.value.expose_secret());
+        match session.kind {
+            MemberSessionKind::Token => Self {
+                session_token: value,
+                session_jwt: None,
+            },
+            MemberSessionKind::Jwt => Self {
+                session_token: None,
+                session_jwt: value,
+            },
+        }
+    }
+}
+
+/// What the operator reads from a session authentication: whose organization it is. The
+/// session token and JWT Stytch sends back are not deserialized.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthenticateSessionResponse {
+    pub request_id: String,
+    pub organization: AuthenticatedOrganization,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AuthenticatedOrganization {
+    pub organization_id: String,
+    pub organization_slug: String,
+}
+
 /// Answer of a successful delete.
 #[derive(Clone, Debug, Deserialize)]
 pub struct DeleteConnectionResponse {
