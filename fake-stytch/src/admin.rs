@@ -2,8 +2,10 @@
 //!
 //! No authentication, no call log entries, no latency or faults. Errors are
 //! `{"error": "..."}` with 400 (a body that does not parse or makes no sense), 404 (no such
-//! organization or connection) or 409 (a name already taken). Secrets are shown as
-//! fingerprints, never in clear.
+//! organization, connection, member or session) or 409 (a name already taken). Secrets are
+//! shown as fingerprints, never in clear, except in the answer that mints a member session.
+
+mod members;
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,7 +15,7 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, patch, post},
+    routing::{delete, get, patch, post},
 };
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
@@ -35,6 +37,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/organizations/{organization_id}/connections/{connection_id}",
             patch(patch_connection),
+        )
+        .route(
+            "/organizations/{organization_id}/members",
+            post(members::add_member),
+        )
+        .route("/sessions", post(members::mint_session))
+        .route("/sessions/{session}", delete(members::revoke_session))
+        .route(
+            "/roles",
+            get(members::list_roles).put(members::replace_roles),
         )
         .route(
             "/faults",
@@ -106,8 +118,7 @@ async fn replace_state(State(app): State<Arc<App>>, body: Bytes) -> AdminResult 
     let seed: Seed = parse(&body)?;
 
     let mut store = app.store();
-    let projects = store.projects.clone();
-    *store = seed::build_store(seed, projects, &app.api_url)
+    *store = seed::build_store(seed, &store, &app.api_url)
         .map_err(|error| AdminError::bad_request(error.to_string()))?;
     Ok(Json(seed::export(&store)).into_response())
 }

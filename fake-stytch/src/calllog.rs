@@ -4,7 +4,8 @@
 //! Entries are numbered when they are appended, not when their request arrived, so that
 //! `since=SEQ` never skips an entry that finished late. The log keeps the most recent
 //! `capacity` entries, so a long benchmark cannot exhaust memory. Request bodies are stored with
-//! every `client_secret` already replaced by its fingerprint: the raw secret is never kept.
+//! every `client_secret`, `session_token` and `session_jwt` already replaced by its fingerprint,
+//! and a member-session header only by its kind and fingerprint: the raw secret is never kept.
 
 use std::{collections::VecDeque, sync::Mutex};
 
@@ -22,8 +23,13 @@ pub struct Call {
     pub query: Option<String>,
     /// The Basic-auth user the caller presented, whether or not it authenticated.
     pub project_id: Option<String>,
-    /// The JSON body with client secrets redacted, `null` when there was none.
+    /// The JSON body with secrets redacted, `null` when there was none.
     pub body: Value,
+    /// Which member-session header was sent: `token` (`X-Stytch-Member-Session`), `jwt`
+    /// (`X-Stytch-Member-SessionJWT`), `both`, or `None`.
+    pub member_session: Option<&'static str>,
+    /// The fingerprint of the header's value; `None` when no header or both were sent.
+    pub member_session_fingerprint: Option<String>,
     /// The HTTP status sent, or 0 when the call hung or was dropped.
     pub status: u16,
     pub request_id: String,
@@ -107,6 +113,8 @@ mod tests {
             query: None,
             project_id: None,
             body: Value::Null,
+            member_session: None,
+            member_session_fingerprint: None,
             status: 200,
             request_id: "request-id-test-x".into(),
             error_type: None,

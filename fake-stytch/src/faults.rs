@@ -14,22 +14,25 @@ pub const HANG_CAP: Duration = Duration::from_secs(10 * 60);
 
 /// The Stytch calls the fake serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Operation {
     List,
     Create,
     Update,
     Delete,
+    /// `POST /v1/b2b/sessions/authenticate`.
+    AuthenticateSession,
 }
 
 /// Which calls a rule applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OperationFilter {
     List,
     Create,
     Update,
     Delete,
+    AuthenticateSession,
     Any,
 }
 
@@ -119,6 +122,7 @@ impl OperationFilter {
             Self::Create => operation == Operation::Create,
             Self::Update => operation == Operation::Update,
             Self::Delete => operation == Operation::Delete,
+            Self::AuthenticateSession => operation == Operation::AuthenticateSession,
         }
     }
 }

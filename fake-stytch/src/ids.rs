@@ -26,6 +26,14 @@ pub fn organization_id() -> String {
     format!("organization-test-{}", uuid_ish())
 }
 
+pub fn member_id() -> String {
+    format!("member-test-{}", uuid_ish())
+}
+
+pub fn member_session_id() -> String {
+    format!("member-session-test-{}", uuid_ish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

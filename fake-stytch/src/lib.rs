@@ -2,15 +2,17 @@
 //!
 //! # What happens
 //! Two listeners run side by side. The Stytch listener (plain HTTP) answers the four B2B SSO
-//! calls the operator makes (list, create, update and delete of OIDC connections) and, under
+//! calls the operator makes (list, create, update and delete of OIDC connections), checking the
+//! member session of calls that carry one (RBAC), and session authenticate; and, under
 //! `/_fake/`, an admin API that end-to-end tests and benchmarks use to seed state, read the call
 //! log and inject faults. The issuer listener (HTTPS with a self-signed certificate made at
 //! start) serves OpenID discovery documents for any tenant path, so issuer discovery can be
 //! exercised without leaving the machine.
 //!
 //! # What is guaranteed
-//! - No secret reaches a log line, the call log or the admin state view: client secrets and
-//!   project secrets only ever appear there as SHA-256 fingerprints.
+//! - No secret reaches a log line, the call log or the admin state view: client secrets,
+//!   project secrets, session tokens and session JWTs only ever appear there as SHA-256
+//!   fingerprints.
 //! - Issuer discovery only contacts loopback hosts, and trusts only the fake's own certificate.
 //!
 //! # What is assumed
@@ -26,10 +28,12 @@ pub mod faults;
 pub mod ids;
 pub mod issuer;
 pub mod ratelimit;
+pub mod rbac;
 pub mod redact;
 pub mod seed;
 pub mod serve;
 pub mod server;
+pub mod sessions;
 pub mod state;
 #[cfg(test)]
 mod testing;

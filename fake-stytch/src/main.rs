@@ -23,7 +23,7 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:0")]
     idp_listen: SocketAddr,
 
-    /// JSON file with the initial projects and organizations.
+    /// JSON file with the initial projects, roles, organizations, members and sessions.
     #[arg(long)]
     seed: Option<PathBuf>,
 

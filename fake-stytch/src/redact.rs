@@ -29,20 +29,24 @@ pub fn conceal(secret: &str) -> String {
     }
 }
 
-/// Replaces every `client_secret` value, at any depth, with its fingerprint. A value that is not
-/// a string is fingerprinted by its JSON text; `null` stays `null`.
-pub fn redact_client_secrets(value: &mut Value) {
+/// The fields of a request body that hold secrets: a connection's client secret and a member
+/// session's token and JWT.
+pub const SECRET_FIELDS: [&str; 3] = ["client_secret", "session_token", "session_jwt"];
+
+/// Replaces every value of a [`SECRET_FIELDS`] field, at any depth, with its fingerprint. A value
+/// that is not a string is fingerprinted by its JSON text; `null` stays `null`.
+pub fn redact_secrets(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, field) in map.iter_mut() {
-                if key == "client_secret" {
+                if SECRET_FIELDS.contains(&key.as_str()) {
                     conceal_value(field);
                 } else {
-                    redact_client_secrets(field);
+                    redact_secrets(field);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_client_secrets),
+        Value::Array(items) => items.iter_mut().for_each(redact_secrets),
         _ => {}
     }
 }
@@ -77,7 +81,7 @@ mod tests {
             "odd": {"client_secret": 42},
         });
 
-        redact_client_secrets(&mut body);
+        redact_secrets(&mut body);
 
         assert_eq!(body["client_secret"], fingerprint("top"));
         assert_eq!(body["nested"]["client_secret"], fingerprint("deep"));
@@ -93,9 +97,19 @@ mod tests {
     }
 
     #[test]
+    fn session_tokens_and_jwts_are_redacted_like_client_secrets() {
+        let mut body = json!({"session_token": "tok", "nested": [{"session_jwt": "a.b.c"}]});
+
+        redact_secrets(&mut body);
+
+        assert_eq!(body["session_token"], fingerprint("tok"));
+        assert_eq!(body["nested"][0]["session_jwt"], fingerprint("a.b.c"));
+    }
+
+    #[test]
     fn empty_and_null_client_secrets_stay_as_they_are() {
         let mut body = json!({"client_secret": "", "nested": {"client_secret": null}});
-        redact_client_secrets(&mut body);
+        redact_secrets(&mut body);
         assert_eq!(
             body,
             json!({"client_secret": "", "nested": {"client_secret": null}})

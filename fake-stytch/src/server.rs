@@ -22,7 +22,7 @@ use crate::{
     issuer::{self, IssuerTls},
     seed::{self, Seed},
     serve,
-    state::Project,
+    state::{Project, Store},
 };
 
 /// How many calls the call log keeps unless told otherwise.
@@ -117,7 +117,8 @@ pub async fn start(options: Options) -> Result<Running> {
         ),
     };
 
-    let mut store = seed::build_store(read_seed(options.seed.as_deref())?, vec![], &ready.api_url)?;
+    let seed = read_seed(options.seed.as_deref())?;
+    let mut store = seed::build_store(seed, &Store::default(), &ready.api_url)?;
     for project in options.projects {
         if !store.projects.contains(&project) {
             store.projects.push(project);
@@ -358,6 +359,36 @@ mod socket_tests {
             "{warning}"
         );
         assert_eq!(answer["connection"]["token_url"], "");
+    }
+
+    #[tokio::test]
+    async fn a_seed_file_with_sessions_serves_rbac_under_stytchs_header_spelling() {
+        let directory = tempfile::tempdir().unwrap();
+        let seed_path = directory.path().join("seed.json");
+        std::fs::write(&seed_path, crate::testing::rbac_seed().to_string()).unwrap();
+        let running = start(Options {
+            seed: Some(seed_path),
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let list = |session_header: &'static str, value: &'static str| {
+            reqwest::Client::new()
+                .get(format!("{}/v1/b2b/sso/globex", running.ready.api_url))
+                .basic_auth(PROJECT_ID, Some(SECRET))
+                .header(session_header, value)
+                .send()
+        };
+
+        let by_jwt = list("X-Stytch-Member-SessionJWT", crate::testing::JWT_ADMIN)
+            .await
+            .unwrap();
+        let by_token = list("X-Stytch-Member-Session", crate::testing::TOKEN_GLOBEX)
+            .await
+            .unwrap();
+
+        assert_eq!(by_jwt.status(), 403, "an acme admin on globex");
+        assert_eq!(by_token.status(), 200);
     }
 
     #[tokio::test]

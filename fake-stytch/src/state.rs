@@ -1,5 +1,6 @@
 //! The fake's model: projects, organizations and their OIDC connections, and the activation
-//! rule that derives a connection's status.
+//! rule that derives a connection's status. Members, their sessions and the roles that decide
+//! what a member may do are in [`crate::sessions`] and [`crate::rbac`].
 //!
 //! Status is never stored: it is computed from the fields each time a connection is shown, so
 //! no code path (API update, admin patch, seed) can leave it stale.
@@ -9,7 +10,12 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::{redact, unconfirmed};
+use crate::{
+    rbac::Role,
+    redact,
+    sessions::{Member, Session},
+    unconfirmed,
+};
 
 /// The `identity_provider` values Stytch accepts for OIDC connections.
 pub const IDENTITY_PROVIDERS: [&str; 15] = [
@@ -51,6 +57,10 @@ impl std::fmt::Debug for Project {
 pub struct Store {
     pub projects: Vec<Project>,
     pub organizations: Vec<Organization>,
+    /// The roles defined on top of the built-in ones; see [`crate::rbac`].
+    pub roles: Vec<Role>,
+    /// Live, expired and never-used member sessions alike; revoking one removes it.
+    pub sessions: Vec<Session>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -60,7 +70,10 @@ pub struct Organization {
     pub slug: String,
     /// `""` when the organization has none.
     pub external_id: String,
+    /// `organization_name`; `""` when the organization has none.
+    pub name: String,
     pub connections: Vec<Connection>,
+    pub members: Vec<Member>,
 }
 
 /// An OIDC connection. Unset strings are `""`, as Stytch returns them.
@@ -319,14 +332,14 @@ mod tests {
             organization_id: id.into(),
             slug: slug.into(),
             external_id: external_id.into(),
-            connections: vec![],
+            ..Organization::default()
         };
         Store {
-            projects: vec![],
             organizations: vec![
                 named("organization-test-1", "acme", "acme-ext"),
                 named("organization-test-2", "organization-test-1", ""),
             ],
+            ..Store::default()
         }
     }
 

@@ -17,6 +17,7 @@ use crate::{
     issuer::IssuerTls,
     seed::{self, Seed},
     server,
+    state::Store,
 };
 
 pub const PROJECT_ID: &str = "project-test-11111111-1111-1111-1111-111111111111";
@@ -42,9 +43,47 @@ pub fn seed() -> Value {
     })
 }
 
+pub const MEMBER_ADMIN: &str = "member-test-ada";
+pub const MEMBER_VIEWER: &str = "member-test-vic";
+pub const MEMBER_GLOBEX: &str = "member-test-gus";
+pub const TOKEN_ADMIN: &str = "session-token-test-ada";
+pub const JWT_ADMIN: &str = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+pub const TOKEN_VIEWER: &str = "session-token-test-vic";
+pub const TOKEN_EXPIRED: &str = "session-token-test-ada-expired";
+pub const TOKEN_GLOBEX: &str = "session-token-test-gus";
+
+/// [`seed`] plus RBAC: a role `sso_viewer` (`get` on `stytch.sso`); in `acme` an admin
+/// ([`MEMBER_ADMIN`]) and a viewer ([`MEMBER_VIEWER`]); an organization `globex` with an admin
+/// ([`MEMBER_GLOBEX`]); a live session for each, and an expired one for the acme admin.
+pub fn rbac_seed() -> Value {
+    let mut seeded = seed();
+    seeded["roles"] = json!([{
+        "role_id": "sso_viewer",
+        "permissions": [{"resource_id": "stytch.sso", "actions": ["get"]}],
+    }]);
+    seeded["organizations"][0]["name"] = json!("Acme Inc");
+    seeded["organizations"][0]["members"] = json!([
+        {"member_id": MEMBER_ADMIN, "email_address": "ada@acme.example", "roles": ["stytch_admin"]},
+        {"member_id": MEMBER_VIEWER, "email_address": "vic@acme.example", "roles": ["sso_viewer"]},
+    ]);
+    seeded["organizations"].as_array_mut().unwrap().push(json!({
+        "organization_id": "organization-test-globex",
+        "slug": "globex",
+        "members": [{"member_id": MEMBER_GLOBEX, "roles": ["stytch_admin"]}],
+    }));
+    seeded["sessions"] = json!([
+        {"session_token": TOKEN_ADMIN, "session_jwt": JWT_ADMIN, "member_id": MEMBER_ADMIN},
+        {"session_token": TOKEN_VIEWER, "session_jwt": "jwt-test-vic", "member_id": MEMBER_VIEWER},
+        {"session_token": TOKEN_EXPIRED, "session_jwt": "jwt-test-ada-expired",
+         "member_id": MEMBER_ADMIN, "expires_at": "2020-01-01T00:00:00Z"},
+        {"session_token": TOKEN_GLOBEX, "session_jwt": "jwt-test-gus", "member_id": MEMBER_GLOBEX},
+    ]);
+    seeded
+}
+
 pub fn app(seed_json: Value) -> Arc<App> {
     let seed: Seed = serde_json::from_value(seed_json).unwrap();
-    let store = seed::build_store(seed, vec![], API_URL).unwrap();
+    let store = seed::build_store(seed, &Store::default(), API_URL).unwrap();
     let tls = IssuerTls::generate().unwrap();
     let discovery = Discovery::new(&tls.certificate_der).unwrap();
     Arc::new(App::new(
@@ -128,6 +167,32 @@ impl Client {
 
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         self.call_as(None, method, path, body).await
+    }
+
+    /// A call as the project, on behalf of a member: `headers` are member-session headers.
+    pub async fn call_with(
+        &self,
+        headers: &[(&str, &str)],
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let encoded = BASE64_STANDARD.encode(format!("{PROJECT_ID}:{SECRET}"));
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Basic {encoded}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).unwrap()).await
     }
 }
 

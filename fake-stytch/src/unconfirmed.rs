@@ -12,7 +12,14 @@
 //! - Unknown connections are `oidc_connection_not_found` on every call, delete included, although
 //!   the real delete endpoint serves SAML connections too and might say
 //!   `sso_connection_not_found`.
-//! - The RBAC member-session headers are ignored: every authenticated call has project rights.
+//! - RBAC runs after the rate limit and before the fault rules, so a refused call still counts
+//!   against the rate limit, and never uses up a fault rule; see `api::admit`.
+//! - A member session from one organization on a path naming another organization, or naming
+//!   no organization that exists, is a tenancy error (not `organization_not_found`), checked
+//!   before the member's permissions; see `rbac::authorize`.
+//! - An empty member-session header names no session (404 `session_not_found`); an empty
+//!   `session_token` or `session_jwt` in an authenticate body counts as absent.
+//! - Session authenticate does not extend the session (`session_duration_minutes` is ignored).
 //! - `client_secret` is returned in clear in API responses, as in Stytch's public examples.
 //! - The organization reference in a path is matched as an id first, then as a slug, then as an
 //!   external id.
@@ -140,5 +147,65 @@ pub fn method_not_allowed() -> StytchError {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         "This API route does not accept this HTTP method.",
+    )
+}
+
+/// HTTP status of a session that is unknown, revoked or expired.
+const SESSION_NOT_FOUND: StatusCode = StatusCode::NOT_FOUND;
+
+/// A member session that is unknown, revoked or expired, whether it came in a member-session
+/// header or in a session authenticate body. Stytch names the error; its use for RBAC headers
+/// is the fake's choice.
+pub fn session_not_found() -> StytchError {
+    StytchError::new(
+        SESSION_NOT_FOUND,
+        "session_not_found",
+        "Session could not be found.",
+    )
+}
+
+/// Both member-session headers at once, or both `session_token` and `session_jwt` in a session
+/// authenticate body. Stytch documents that authenticate refuses both; the type and status are
+/// the fake's choice.
+pub fn too_many_session_arguments() -> StytchError {
+    StytchError::new(
+        INVALID,
+        "too_many_session_arguments",
+        "Send a session token or a session JWT, not both.",
+    )
+}
+
+/// A session authenticate body with neither `session_token` nor `session_jwt`.
+pub fn missing_session_argument() -> StytchError {
+    StytchError::new(
+        INVALID,
+        "invalid_argument",
+        "Either session_token or session_jwt is required.",
+    )
+}
+
+/// A member session used on another organization than its member's. Stytch may answer
+/// `session_authorization_error` here instead; the fake uses the tenancy error.
+pub fn session_authorization_tenancy_error(
+    member_organization_id: &str,
+    requested: &str,
+) -> StytchError {
+    StytchError::new(
+        StatusCode::FORBIDDEN,
+        "session_authorization_tenancy_error",
+        format!(
+            "The member belongs to organization {member_organization_id}, \
+             not to organization {requested}."
+        ),
+    )
+}
+
+/// A member whose roles do not grant `action` on `resource`. The type and status are Stytch's;
+/// the message is the fake's, naming the action and the resource.
+pub fn session_authorization_error(action: &str, resource: &str) -> StytchError {
+    StytchError::new(
+        StatusCode::FORBIDDEN,
+        "session_authorization_error",
+        format!("Member is not authorized to perform {action} on {resource}."),
     )
 }

@@ -1,25 +1,32 @@
 //! The checks an authenticated Stytch call passes before it does anything: credentials, the
-//! project's rate limit, then the fault rules, in that order (so a faulted call was at least a
-//! valid call, and a 401 never uses up a fault rule).
+//! project's rate limit, the member session's rights (RBAC), then the fault rules, in that order
+//! (so a faulted call was at least a valid, permitted call, and a 401 or 403 never uses up a
+//! fault rule).
 
 use std::time::{Duration, Instant};
 
 use crate::{
-    api::{Credentials, Failure, StytchError},
+    api::{Caller, Credentials, Failure, MemberSessionHeader, StytchError},
     app::{self, App},
     faults::{FaultAction, Operation},
+    rbac::{self, Denial},
+    unconfirmed,
 };
 
 pub async fn admit(
     app: &App,
-    credentials: Option<&Credentials>,
+    caller: &Caller,
     operation: Operation,
     organization: &str,
 ) -> Result<(), Failure> {
-    let project_id = authenticate(app, credentials)?;
+    let project_id = authenticate(app, caller.credentials.as_ref())?;
 
     if !app.rate_limiter().try_acquire(project_id, Instant::now()) {
         return Err(StytchError::too_many_requests().into());
+    }
+
+    if let Some(action) = rbac::action_of(operation) {
+        authorize(app, &caller.member_session, organization, action)?;
     }
 
     match fault_for(app, operation, organization) {
@@ -40,6 +47,50 @@ fn authenticate<'a>(
         Ok(&credentials.project_id)
     } else {
         Err(StytchError::unauthorized_credentials())
+    }
+}
+
+/// Without a member-session header the call has the project's full rights.
+fn authorize(
+    app: &App,
+    header: &MemberSessionHeader,
+    organization: &str,
+    action: &'static str,
+) -> Result<(), StytchError> {
+    let key = match header {
+        MemberSessionHeader::Absent => return Ok(()),
+        MemberSessionHeader::Both => return Err(unconfirmed::too_many_session_arguments()),
+        MemberSessionHeader::One(key) => key,
+    };
+
+    let store = app.store();
+    match rbac::authorize(&store, key, organization, action, jiff::Timestamp::now()) {
+        Ok(live) => {
+            tracing::debug!(
+                member_id = %live.member.member_id,
+                organization_id = %live.organization.organization_id,
+                action,
+                "member session may make the call"
+            );
+            Ok(())
+        }
+        Err(denial) => {
+            tracing::debug!(?denial, action, "member session may not make the call");
+            Err(refusal(&denial))
+        }
+    }
+}
+
+fn refusal(denial: &Denial) -> StytchError {
+    match denial {
+        Denial::SessionNotFound => unconfirmed::session_not_found(),
+        Denial::OtherOrganization {
+            member_organization_id,
+            requested,
+        } => unconfirmed::session_authorization_tenancy_error(member_organization_id, requested),
+        Denial::NotPermitted { action, resource } => {
+            unconfirmed::session_authorization_error(action, resource)
+        }
     }
 }
 

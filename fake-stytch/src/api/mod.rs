@@ -1,13 +1,17 @@
-//! The Stytch B2B SSO API: list, create, update and delete of OIDC connections.
+//! The Stytch B2B API the operator uses: list, create, update and delete of OIDC connections,
+//! and session authenticate.
 //!
-//! Each handler first admits the call (credentials, rate limit, fault rules), then reads or
-//! changes the store. Paths are percent-decoded by the router; an organization may be named by
-//! id, slug or external id. What official SDKs add and Stytch ignores (ids repeated in bodies,
-//! bodies on GET and DELETE, `?organization_id=` queries) is ignored here too.
+//! Each handler first admits the call (credentials, rate limit, the member session's rights,
+//! fault rules), then reads or changes the store. Paths are percent-decoded by the router; an
+//! organization may be named by id, slug or external id. What official SDKs add and Stytch
+//! ignores (ids repeated in bodies, bodies on GET and DELETE, `?organization_id=` queries) is
+//! ignored here too.
 
 mod admit;
+mod caller;
 mod pipeline;
 mod reply;
+mod sessions;
 mod validate;
 
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use self::{
+    caller::{Caller, MEMBER_SESSION_HEADER, MEMBER_SESSION_JWT_HEADER, MemberSessionHeader},
     pipeline::{Credentials, RequestBody},
     reply::{Failure, Reply, StytchError},
 };
@@ -46,6 +51,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/b2b/sso/{organization_id}/connections/{connection_id}",
             delete(remove),
         )
+        .route(
+            "/v1/b2b/sessions/authenticate",
+            post(sessions::authenticate),
+        )
         .fallback(|| async { Reply::Error(unconfirmed::route_not_found()) })
         .method_not_allowed_fallback(|| async { Reply::Error(unconfirmed::method_not_allowed()) })
         .layer(middleware::from_fn_with_state(
@@ -55,62 +64,52 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-type Caller = Extension<Option<Credentials>>;
-
 async fn list(
     State(app): State<Arc<App>>,
-    Extension(credentials): Caller,
+    Extension(caller): Extension<Caller>,
     Path(organization): Path<String>,
 ) -> Reply {
-    list_connections(&app, credentials.as_ref(), &organization)
-        .await
-        .into()
+    list_connections(&app, &caller, &organization).await.into()
 }
 
 async fn create(
     State(app): State<Arc<App>>,
-    Extension(credentials): Caller,
+    Extension(caller): Extension<Caller>,
     Extension(body): Extension<RequestBody>,
     Path(organization): Path<String>,
 ) -> Reply {
-    create_connection(&app, credentials.as_ref(), &organization, &body)
+    create_connection(&app, &caller, &organization, &body)
         .await
         .into()
 }
 
 async fn update(
     State(app): State<Arc<App>>,
-    Extension(credentials): Caller,
+    Extension(caller): Extension<Caller>,
     Extension(body): Extension<RequestBody>,
     Path((organization, connection_id)): Path<(String, String)>,
 ) -> Reply {
-    update_connection(
-        &app,
-        credentials.as_ref(),
-        &organization,
-        &connection_id,
-        &body,
-    )
-    .await
-    .into()
+    update_connection(&app, &caller, &organization, &connection_id, &body)
+        .await
+        .into()
 }
 
 async fn remove(
     State(app): State<Arc<App>>,
-    Extension(credentials): Caller,
+    Extension(caller): Extension<Caller>,
     Path((organization, connection_id)): Path<(String, String)>,
 ) -> Reply {
-    delete_connection(&app, credentials.as_ref(), &organization, &connection_id)
+    delete_connection(&app, &caller, &organization, &connection_id)
         .await
         .into()
 }
 
 async fn list_connections(
     app: &App,
-    credentials: Option<&Credentials>,
+    caller: &Caller,
     organization: &str,
 ) -> Result<Map<String, Value>, Failure> {
-    admit::admit(app, credentials, Operation::List, organization).await?;
+    admit::admit(app, caller, Operation::List, organization).await?;
 
     let store = app.store();
     let found = store
@@ -138,11 +137,11 @@ struct CreateRequest {
 
 async fn create_connection(
     app: &App,
-    credentials: Option<&Credentials>,
+    caller: &Caller,
     organization: &str,
     body: &RequestBody,
 ) -> Result<Map<String, Value>, Failure> {
-    admit::admit(app, credentials, Operation::Create, organization).await?;
+    admit::admit(app, caller, Operation::Create, organization).await?;
     let request: CreateRequest = body.parse()?;
     validate::identity_provider(request.identity_provider.as_deref())?;
 
@@ -172,12 +171,12 @@ async fn create_connection(
 /// issuer, which a single-operator test never does.
 async fn update_connection(
     app: &App,
-    credentials: Option<&Credentials>,
+    caller: &Caller,
     organization: &str,
     connection_id: &str,
     body: &RequestBody,
 ) -> Result<Map<String, Value>, Failure> {
-    admit::admit(app, credentials, Operation::Update, organization).await?;
+    admit::admit(app, caller, Operation::Update, organization).await?;
     let mut changes: ConnectionChanges = body.parse()?;
     validate::update(&changes)?;
 
@@ -218,11 +217,11 @@ async fn discover(app: &App, issuer: &str, changes: &mut ConnectionChanges) -> O
 
 async fn delete_connection(
     app: &App,
-    credentials: Option<&Credentials>,
+    caller: &Caller,
     organization: &str,
     connection_id: &str,
 ) -> Result<Map<String, Value>, Failure> {
-    admit::admit(app, credentials, Operation::Delete, organization).await?;
+    admit::admit(app, caller, Operation::Delete, organization).await?;
 
     let mut store = app.store();
     let found = store
@@ -258,5 +257,7 @@ fn with_connection<T>(
     Ok(f(connection))
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,10 @@
-//! What happens to every request to the Stytch API around its handler: a request id, the body
-//! read once, the configured latency, the call log entry and the final HTTP answer.
+//! What happens to every request to the Stytch API around its handler: a request id, the caller
+//! and the body read once, the configured latency, the call log entry and the final HTTP answer.
 //!
 //! The body is parsed here, before the handler, because the call log needs it even when the
 //! handler rejects the call; a malformed body is only reported by handlers that read bodies
-//! (create and update), after authentication, so GET and DELETE tolerate whatever SDKs send.
+//! (create, update and session authenticate), after authentication, so GET and DELETE tolerate
+//! whatever SDKs send.
 
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    api::{Reply, StytchError},
+    api::{Caller, Reply, StytchError},
     app::App,
     calllog::Call,
     ids, redact, unconfirmed,
@@ -102,13 +103,13 @@ impl RequestBody {
         }
     }
 
-    /// The body as the call log shows it: client secrets redacted, and a body that is not JSON
+    /// The body as the call log shows it: secrets redacted, and a body that is not JSON
     /// described rather than stored, since it could hold anything.
     pub fn for_log(&self) -> Value {
         match &self.json {
             Some(json) => {
                 let mut json = json.clone();
-                redact::redact_client_secrets(&mut json);
+                redact::redact_secrets(&mut json);
                 json
             }
             None if self.length == 0 => Value::Null,
@@ -143,7 +144,7 @@ pub async fn stytch_call(State(app): State<Arc<App>>, request: Request, next: Ne
     let arrived = jiff::Timestamp::now();
     let request_id = ids::request_id();
     let (mut parts, body) = request.into_parts();
-    let credentials = Credentials::from_headers(&parts.headers);
+    let caller = Caller::from_headers(&parts.headers);
     let body = RequestBody::read(&parts.headers, body).await;
 
     let call = Call {
@@ -151,15 +152,18 @@ pub async fn stytch_call(State(app): State<Arc<App>>, request: Request, next: Ne
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
-        project_id: credentials
+        project_id: caller
+            .credentials
             .as_ref()
             .map(|credentials| credentials.project_id.clone()),
         body: body.for_log(),
+        member_session: caller.member_session.kind(),
+        member_session_fingerprint: caller.member_session.fingerprint(),
         status: 0,
         request_id: request_id.clone(),
         error_type: None,
     };
-    parts.extensions.insert(credentials);
+    parts.extensions.insert(caller);
     parts.extensions.insert(body);
 
     let latency = app.latency();
@@ -202,6 +206,7 @@ fn record(app: &App, mut call: Call, reply: &Reply) {
         status = call.status,
         request_id = %call.request_id,
         project_id = call.project_id.as_deref(),
+        member_session = call.member_session,
         error_type = call.error_type.as_deref(),
         "stytch api call"
     );
