@@ -70,6 +70,19 @@ impl FakeStytch {
 
     /// Starts the fake with one project and these organizations and their connections.
     pub async fn start_with_organizations(name: &str, organizations: &[(&str, &[&str])]) -> Self {
+        let seed = json!({
+            "projects": [{"project_id": PROJECT_ID, "secret": PROJECT_SECRET}],
+            "organizations": organizations
+                .iter()
+                .enumerate()
+                .map(|(index, (id, connection_ids))| seed_organization(index, id, connection_ids))
+                .collect::<Vec<_>>(),
+        });
+        Self::start_with_seed(name, seed).await
+    }
+
+    /// Starts the fake with a seed of its own format (see fake-stytch/README.md).
+    pub async fn start_with_seed(name: &str, seed: Value) -> Self {
         let binary = target_dir().join("fake-stytch");
         assert!(
             binary.exists(),
@@ -80,14 +93,6 @@ impl FakeStytch {
         let seed_path = dir.join(format!("{name}.seed.json"));
         let ready_path = dir.join(format!("{name}.fake-ready.json"));
         let _ = std::fs::remove_file(&ready_path);
-        let seed = json!({
-            "projects": [{"project_id": PROJECT_ID, "secret": PROJECT_SECRET}],
-            "organizations": organizations
-                .iter()
-                .enumerate()
-                .map(|(index, (id, connection_ids))| seed_organization(index, id, connection_ids))
-                .collect::<Vec<_>>(),
-        });
         std::fs::write(&seed_path, seed.to_string()).unwrap();
         let log = std::fs::File::create(dir.join(format!("{name}.fake.log"))).unwrap();
         let process = Command::new(binary)
@@ -139,6 +144,16 @@ impl FakeStytch {
             .error_for_status()
             .unwrap();
         response.json().await.unwrap()
+    }
+
+    /// Mints a session for a member; returns (session token, session JWT).
+    pub async fn mint_session(&self, member_id: &str, ttl_secs: u64) -> (String, String) {
+        let url = format!("{}/_fake/sessions", self.api_url);
+        let body = json!({"member_id": member_id, "ttl_secs": ttl_secs});
+        let response = self.http.post(url).json(&body).send().await.unwrap();
+        let session: Value = response.error_for_status().unwrap().json().await.unwrap();
+        let field = |name: &str| session[name].as_str().unwrap().to_owned();
+        (field("session_token"), field("session_jwt"))
     }
 
     /// Waits until no call has arrived for a second: reconciles triggered by start-up (the
@@ -250,7 +265,7 @@ impl Drop for FakeStytch {
 }
 
 /// One organization of a seed, with connections that are all pending.
-fn seed_organization(index: usize, organization_id: &str, connection_ids: &[&str]) -> Value {
+pub fn seed_organization(index: usize, organization_id: &str, connection_ids: &[&str]) -> Value {
     let connections: Vec<Value> = connection_ids
         .iter()
         .map(|id| json!({"connection_id": id, "display_name": "Seeded", "identity_provider": "generic"}))
