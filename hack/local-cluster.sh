@@ -55,9 +55,10 @@ import (
 
 func main() { etcdmain.Main(os.Args) }
 GO
+  # go get reports every module it adds; keep that out of sight unless it fails.
   (cd "$mod" && go mod init local/etcd >/dev/null 2>&1 &&
-    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" 2>&1 | grep -v '^go: ' >&2;
-    
+    { go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >"$mod/go-get.log" 2>&1 ||
+      { cat "$mod/go-get.log" >&2; exit 1; }; } &&
     CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-s -w" -o "$out.tmp" . &&
     mv "$out.tmp" "$out")
 }
@@ -168,12 +169,25 @@ current-context: local
 KC
 }
 
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 cmd_up() {
   local dir=${1:-$DEFAULT_DIR}
   if [[ -f $dir/kube-apiserver.pid ]] && kill -0 "$(cat "$dir/kube-apiserver.pid")" 2>/dev/null; then
     log "already running; kubeconfig: $dir/kubeconfig"
     return 0
   fi
+  # Another control plane on these ports would answer the health checks below, and this one
+  # would silently talk to its etcd.
+  local port
+  for port in "$ETCD_PORT" "$((ETCD_PORT + 1))" "$APISERVER_PORT"; do
+    if port_in_use "$port"; then
+      log "port $port is in use; pick others with ETCD_PORT and APISERVER_PORT"
+      exit 1
+    fi
+  done
   cmd_build etcd kube-apiserver
   rm -rf "$dir" && mkdir -p "$dir/etcd-data"
   dir=$(cd "$dir" && pwd)
