@@ -23,7 +23,10 @@ pub const GROUP: &str = "sso.stytch-operator.dev";
 pub const MANAGER: &str = "stytch-sso-operator";
 
 /// Rule shared by the issuer and every endpoint: an absolute `https://` URL.
-const HTTPS_URL_RULE: &str = "isURL(self) && url(self).getScheme() == 'https'";
+/// (`startsWith` as well: the URL library lower-cases the scheme, Stytch does not accept
+/// `HTTPS://`; and a host is required, which `isURL` does not insist on.)
+const HTTPS_URL_RULE: &str =
+    "self.startsWith('https://') && isURL(self) && url(self).getHostname() != ''";
 
 /// Desired state of one Stytch OIDC connection.
 // Each printcolumn repeats `type_` and `priority`, which clippy mistakes for duplicates.
@@ -158,7 +161,7 @@ pub struct OidcConnectionSpec {
     /// Extra OAuth scopes to request beyond Stytch's defaults, one scope per item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        length(max = 64),
+        length(min = 1, max = 64),
         inner(length(min = 1, max = 256), regex(pattern = r"^\S+$"))
     )]
     pub custom_scopes: Option<Vec<String>>,
@@ -476,7 +479,10 @@ mod tests {
         }
         // organizationId may be left to a member session, but one of the two is required.
         let rules = spec["x-kubernetes-validations"].to_string();
-        assert!(rules.contains("has(self.organizationId) || has(self.memberSessionRef)"), "{rules}");
+        assert!(
+            rules.contains("has(self.organizationId) || has(self.memberSessionRef)"),
+            "{rules}"
+        );
     }
 
     #[test]

@@ -294,6 +294,18 @@ async fn the_api_server_refuses_invalid_manifests_naming_the_field() {
             manifest("http-issuer", "c", "  issuer: http://acme.okta.com\n"),
         ),
         (
+            "spec.issuer",
+            manifest("no-host", "c", "  issuer: https:///path\n"),
+        ),
+        (
+            "spec.issuer",
+            manifest("upper-scheme", "c", "  issuer: HTTPS://acme.okta.com\n"),
+        ),
+        (
+            "spec.jwksUrl",
+            manifest("http-jwks", "c", "  jwksUrl: http://acme.okta.com/keys\n"),
+        ),
+        (
             "spec.identityProvider",
             manifest("bad-idp", "c", "  identityProvider: okta2\n"),
         ),

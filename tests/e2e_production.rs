@@ -273,12 +273,39 @@ async fn a_paused_object_makes_no_calls_and_says_so() {
         calls_when_paused,
         "no call while paused"
     );
+    // The edit was not acted on, and the status does not pretend it was.
+    let object = namespace.get("acme").await;
+    let status = object.status.as_ref().unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_ne!(object.metadata.generation, status.observed_generation);
 
     annotate(&namespace, "acme", "sso.stytch-operator.dev/paused-");
     eventually("the edit to reach Stytch", SOON, || async {
         (fake.connection("conn").await["display_name"] == "Edited while paused").then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_client_secret_stytch_lost_is_sent_again_at_the_next_resync() {
+    let (namespace, fake, _operator) = ready_connection("lost-secret", "1s").await;
+
+    fake.change_behind_the_operators_back("conn", json!({"client_secret": ""}))
+        .await;
+
+    eventually("the secret to be sent again", SOON, || async {
+        let connection = fake.connection("conn").await;
+        (connection["status"] == "active").then_some(())
+    })
+    .await;
+    let puts = fake.calls_with_method("PUT").await;
+    assert_eq!(
+        puts.last().unwrap()["body"]["client_secret"],
+        redacted(CLIENT_SECRET)
+    );
+    namespace
+        .wait_for_condition("acme", "Ready", "True", SOON)
+        .await;
 }
 
 #[tokio::test]

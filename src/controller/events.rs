@@ -19,7 +19,7 @@ pub async fn publish(
     let Some(event) = event_for(object, previous, outcome) else {
         return;
     };
-    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
+    if let Err(error) = recorder.publish(&event, &regarding(object)).await {
         warn!(%error, "could not publish an Event");
     }
 }
@@ -39,7 +39,7 @@ pub async fn publish_one(
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
+    if let Err(error) = recorder.publish(&event, &regarding(object)).await {
         warn!(%error, "could not publish an Event");
     }
 }
@@ -91,4 +91,13 @@ fn event_for(
         action: "Reconcile".into(),
         secondary: None,
     })
+}
+
+/// The object the Event is about, at its current version. kube-runtime folds Events with the
+/// same reason into one series for a while; the version keeps two different changes (say two
+/// spec edits) from being shown as repeats of the first one's message.
+fn regarding(object: &OidcConnection) -> k8s_openapi::api::core::v1::ObjectReference {
+    let mut reference = object.object_ref(&());
+    reference.resource_version = object.metadata.resource_version.clone();
+    reference
 }

@@ -81,6 +81,11 @@ pub(super) async fn reconcile(
     cleanup::align_finalizer(&object, &context).await?;
 
     let started = Instant::now();
+    // A new spec deserves a prompt try, not the wait a failing old one had built up.
+    let seen_generation = object.status.as_ref().and_then(|s| s.observed_generation);
+    if seen_generation != object.metadata.generation {
+        context.backoff.reset(&ObjectRef::from_obj(object.as_ref()));
+    }
     let (outcome, retry) = if reconcile::is_paused(&object) {
         (Outcome::Paused, None)
     } else if let Some(owner) = conflicting_owner(&object, &context) {

@@ -64,7 +64,9 @@ pub fn changes(
         (desired != actual).then_some(desired)
     });
     let client_secret = client_secret
-        .filter(|secret| last_sent_fingerprint != Some(secret.fingerprint.as_str()))
+        .filter(|secret| {
+            last_sent_fingerprint != Some(secret.fingerprint.as_str()) || lacks_secret(observed)
+        })
         .map(|secret| secret.value.clone());
 
     UpdateOidcConnectionRequest {
@@ -80,6 +82,21 @@ pub fn changes(
         custom_scopes: custom_scopes.map(|scopes| scopes.join(" ")),
         attribute_mapping,
     }
+}
+
+/// Whether Stytch evidently lacks the client secret: the connection is pending although every
+/// other field it needs is there. The secret itself cannot be seen, but this case can, for
+/// example after the connection was recreated or its secret cleared outside Kubernetes.
+fn lacks_secret(observed: &OidcConnection) -> bool {
+    let others = [
+        &observed.issuer,
+        &observed.client_id,
+        &observed.authorization_url,
+        &observed.token_url,
+        &observed.userinfo_url,
+        &observed.jwks_url,
+    ];
+    observed.status == "pending" && others.iter().all(|value| !value.is_empty())
 }
 
 #[cfg(test)]
@@ -190,6 +207,35 @@ mod tests {
             Some(&secret.fingerprint),
         );
         assert_eq!(request.field_names(), ["client_secret"]);
+    }
+
+    #[test]
+    fn the_secret_is_sent_again_when_stytch_is_pending_for_lack_of_it() {
+        let idp = "https://idp.example/acme";
+        let pending_without_secret = OidcConnection {
+            status: "pending".into(),
+            issuer: idp.into(),
+            client_id: "client".into(),
+            authorization_url: format!("{idp}/authorize"),
+            token_url: format!("{idp}/token"),
+            userinfo_url: format!("{idp}/userinfo"),
+            jwks_url: format!("{idp}/keys"),
+            ..Default::default()
+        };
+        let secret = ClientSecret::new("first-secret".into());
+        let spec = OidcConnectionSpec::default();
+        let request = changes(
+            &spec,
+            &pending_without_secret,
+            Some(&secret),
+            Some(&secret.fingerprint),
+        );
+        assert_eq!(request.field_names(), ["client_secret"]);
+        let active = OidcConnection {
+            status: "active".into(),
+            ..pending_without_secret
+        };
+        assert!(changes(&spec, &active, Some(&secret), Some(&secret.fingerprint)).is_empty());
     }
 
     #[test]

@@ -199,9 +199,12 @@ pub fn failure_for(call: Call, error: &StytchError) -> Failure {
                 "Fix the spec, the referenced Secrets or the connection in Stytch; the operator \
                  tries again when one of them changes."
             };
+            // Stytch's messages end with a period of their own.
+            let text = error.to_string();
+            let text = text.trim_end_matches('.');
             (
                 reason_for(error),
-                format!("Could not {}: {error}. {next_step}", call.describe()),
+                format!("Could not {}: {text}. {next_step}", call.describe()),
             )
         }
     };

@@ -19,7 +19,7 @@ pub const SYNCED: &str = "Synced";
 const REQUIRED_FOR_ACTIVE: [&str; 7] = [
     "issuer",
     "clientId",
-    "clientSecret",
+    "clientSecretRef",
     "authorizationUrl",
     "tokenUrl",
     "userinfoUrl",
@@ -139,8 +139,16 @@ pub fn next(
         }
     };
 
+    // While paused, the spec is not acted on: Ready and the status keep the generation they
+    // were computed for, so a waiter on the new generation keeps waiting.
+    let ready_generation = if matches!(outcome, Outcome::Paused) {
+        status.observed_generation = previous.observed_generation;
+        previous_condition(&previous, READY).and_then(|c| c.observed_generation)
+    } else {
+        generation
+    };
     status.conditions = vec![
-        condition(&previous, READY, ready, generation, now),
+        condition(&previous, READY, ready, ready_generation, now),
         condition(&previous, SYNCED, synced, generation, now),
     ];
     if status_changed(&previous, &status) && matches!(outcome, Outcome::Synced(_)) {
@@ -192,11 +200,11 @@ fn missing_fields(connection: &OidcConnection) -> Vec<String> {
     let mut missing: Vec<String> = REQUIRED_FOR_ACTIVE
         .iter()
         .zip(values)
-        .filter(|(name, value)| **name != "clientSecret" && value.is_empty())
+        .filter(|(name, value)| **name != "clientSecretRef" && value.is_empty())
         .map(|(name, _)| (*name).to_owned())
         .collect();
     if missing.is_empty() {
-        missing.push("clientSecret".to_owned());
+        missing.push("clientSecretRef".to_owned());
     }
     missing
 }

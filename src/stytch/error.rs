@@ -22,7 +22,7 @@ pub enum StytchError {
     },
 
     /// No answer: connection refused or dropped, timeout, TLS failure.
-    #[error("could not reach Stytch: {0}")]
+    #[error("could not reach Stytch: {}", chain(.0))]
     Transport(#[source] reqwest::Error),
 
     /// An answer that is neither the expected body nor a known error shape.
@@ -67,6 +67,22 @@ impl StytchError {
             _ => None,
         }
     }
+}
+
+/// An error and its causes, e.g. "error sending request: connection refused": reqwest's own
+/// message alone does not say what went wrong. (URLs are stripped before this point.)
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Stytch's two error shapes: its own, and the OAuth2 one some endpoints use.
