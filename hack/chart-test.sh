@@ -528,7 +528,8 @@ cluster_checks() {
 # chart deploys it) against the fake Stytch, until an OidcConnection is Ready: proof that the
 # chart's RBAC is enough for the whole job, not only for the checks above.
 reconcile_as_service_account() {
-  local operator=target/debug/stytch-sso-operator fake=target/debug/fake-stytch
+  local bin=${CARGO_TARGET_DIR:-target}/debug
+  local operator=$bin/stytch-sso-operator fake=$bin/fake-stytch
   [[ -x $operator && -x $fake ]] || { echo "build first: cargo build --workspace --bins"; return 1; }
   local seed=$OUT/sa-seed.json ready=$OUT/sa-fake-ready.json pids=()
   cat >"$seed" <<JSON

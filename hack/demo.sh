@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 demo_dir=$PWD/.local/demo
+bin=${CARGO_TARGET_DIR:-$PWD/target}/debug
 cluster_dir=$PWD/.local/cluster
 fake_listen=127.0.0.1:18080
 idp_listen=127.0.0.1:18443
@@ -40,12 +41,13 @@ mkdir -p "$demo_dir"
 
 echo "==> starting the fake Stytch on http://$fake_listen (its identity provider on https://localhost:${idp_listen#*:})"
 stop_process fake-stytch
-target/debug/fake-stytch --listen "$fake_listen" --idp-listen "$idp_listen" \
+"$bin/fake-stytch" --listen "$fake_listen" --idp-listen "$idp_listen" \
   --seed hack/demo-seed.json --ready-file "$demo_dir/fake-ready.json" \
   >/dev/null 2>"$demo_dir/fake-stytch.log" &
 echo $! >"$demo_dir/fake-stytch.pid"
 for _ in $(seq 50); do [[ -f $demo_dir/fake-ready.json ]] && break; sleep 0.2; done
-[[ -f $demo_dir/fake-ready.json ]] || { echo "the fake did not start; see $demo_dir/fake-stytch.log"; exit 1; }
+[[ -f $demo_dir/fake-ready.json ]] ||
+  { echo "the fake did not start:"; tail -5 "$demo_dir/fake-stytch.log"; exit 1; }
 
 echo "==> installing the CRD and the project credentials"
 kubectl apply --server-side -f crds/ >/dev/null
@@ -57,7 +59,7 @@ kubectl -n stytch-system create secret generic stytch-credentials \
 
 echo "==> starting the operator (log: $demo_dir/operator.log)"
 stop_process operator
-target/debug/stytch-sso-operator run \
+"$bin/stytch-sso-operator" run \
   --credentials-secret stytch-system/stytch-credentials \
   --stytch-base-url "http://$fake_listen" --metrics-bind-address 127.0.0.1:18081 \
   >/dev/null 2>"$demo_dir/operator.log" &
