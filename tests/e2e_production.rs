@@ -158,6 +158,10 @@ async fn server_errors_are_retried_with_backoff_until_stytch_recovers() {
         .into_iter()
         .filter(|c| c["status"] == 503)
         .collect();
+    println!(
+        "failed attempts during 8 s of 503 (backoff 1 s doubling to 4 s): {}",
+        failed.len()
+    );
     assert!(
         !failed.is_empty() && failed.len() <= 15,
         "{} failed attempts",
@@ -228,6 +232,7 @@ async fn a_spec_stytch_rejects_is_retried_only_at_resync_or_on_change() {
     // 10 s at a 2 s resync (shortened by up to 10 %) allows at most ceil(10 / 1.8) + 1 = 7
     // attempts; with the operator's default 10 m resync, 30 minutes allow at most 4.
     let attempts = fake.calls_with_method("PUT").await.len();
+    println!("update attempts while Stytch refused the spec for 10 s at a 2 s resync: {attempts}");
     assert!(
         (2..=7).contains(&attempts),
         "{attempts} attempts in {:?}",
