@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use super::SecretName;
-use super::reconciler::Problem;
+use super::reconciler::{self, Problem};
 use crate::crd::{MemberSessionType, OidcConnection};
 use crate::reconcile::Call;
 use crate::reconcile::status::Failure;
@@ -91,16 +91,13 @@ pub(super) async fn resolve(
     };
     let member_session = match &object.spec.member_session_ref {
         Some(reference) => {
-            let namespace = object.namespace().unwrap_or_default();
-            let api: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
             let role = "member session (spec.memberSessionRef)";
-            let value = secrets::read_key(
-                &api,
-                &namespace,
+            let value = reconciler::read_object_secret(
+                object,
+                context,
                 &reference.name,
                 &reference.key,
                 role,
-                "Secret",
             )
             .await?;
             let kind = match reference.type_ {

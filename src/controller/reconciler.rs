@@ -315,18 +315,21 @@ async fn client_secret(
     context: &Context,
     reference: &SecretKeyRef,
 ) -> Result<SecretString, Problem> {
+    let role = "OIDC client secret (spec.clientSecretRef)";
+    read_object_secret(object, context, &reference.name, &reference.key, role).await
+}
+
+/// Reads one key of a Secret in the object's own namespace.
+pub(super) async fn read_object_secret(
+    object: &OidcConnection,
+    context: &Context,
+    name: &str,
+    key: &str,
+    role: &str,
+) -> Result<SecretString, Problem> {
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
-    let role = "OIDC client secret (spec.clientSecretRef)";
-    Ok(secrets::read_key(
-        &api,
-        &namespace,
-        &reference.name,
-        &reference.key,
-        role,
-        "Secret",
-    )
-    .await?)
+    Ok(secrets::read_key(&api, &namespace, name, key, role, "Secret").await?)
 }
 
 fn connection_not_found(organization_id: &str, connection_id: &str, request_id: &str) -> Failure {
