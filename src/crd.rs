@@ -97,13 +97,13 @@ pub struct OidcConnectionSpec {
     /// Stytch organization that owns the connection: its id, slug or external id. Immutable.
     /// May be left out when `memberSessionRef` is set: the organization is then the member's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"\S"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("organizationId is immutable"))]
     pub organization_id: Option<String>,
 
     /// Stytch connection id, for example `oidc-connection-test-...`. The connection must
     /// already exist in Stytch. Immutable.
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^\S+$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("connectionId is immutable"))]
     pub connection_id: String,
 
@@ -187,7 +187,8 @@ pub struct OidcConnectionSpec {
     /// Kubernetes can last. Defaults to the operator's `--resync-interval` (10m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('1s')").message("resyncInterval must be at least 1s"))]
+    // The pattern is checked first; the rule must not parse what the pattern refused.
+    #[x_kube(validation = Rule::new("!self.matches('^([0-9]+(ms|s|m|h))+$') || duration(self) >= duration('1s')").message("resyncInterval must be at least 1s"))]
     pub resync_interval: Option<String>,
 
     /// `Update` (default) writes differences to Stytch. `ObserveOnly` only reports them, by
