@@ -569,6 +569,7 @@ YAML
     --credentials-secret "$NAMESPACE/$CREDENTIALS" --stytch-base-url "$api" \
     --metrics-bind-address 127.0.0.1:0 --leader-elect >/dev/null 2>"$OUT/sa-operator.log" &
   pids+=($!)
+  # shellcheck disable=SC2064 # the pids are known now
   trap "kill ${pids[*]} 2>/dev/null || true" RETURN
   kubectl -n chart-reconcile wait --for=condition=Ready oidcconnection/chart --timeout=60s \
     || { tail -20 "$OUT/sa-operator.log"; return 1; }

@@ -18,7 +18,7 @@ project_secret=$(sed -n 's/.*"secret": "\([^"]*\)".*/\1/p' hack/demo-seed.json)
 
 stop_process() {
   local pidfile=$demo_dir/$1.pid
-  [[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  if [[ -f $pidfile ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
   rm -f "$pidfile"
 }
 

@@ -121,8 +121,10 @@ cmd_build() {
   command -v go >/dev/null || { log "Go is required to build the control plane"; exit 1; }
   command -v openssl >/dev/null || { log "openssl is required"; exit 1; }
   mkdir -p "$BIN"
-  local what=("${@:-etcd kube-apiserver helm}")
-  for b in ${what[*]}; do "build_${b//-/_}"; done
+  local what=("$@")
+  ((${#what[@]})) || what=(etcd kube-apiserver helm)
+  local b
+  for b in "${what[@]}"; do "build_${b//-/_}"; done
 }
 
 wait_http() { # pid, url, seconds, curl args...

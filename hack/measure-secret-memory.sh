@@ -8,13 +8,14 @@
 # ever holding the cluster's secret values. This script checks that claim with figures: it runs
 # the release build twice against a control plane of its own, once with no unrelated Secrets
 # (baseline) and once with SECRET_COUNT Secrets of SECRET_KIB KiB of random data each, samples
-# VmRSS and VmHWM from /proc every 0.5 s while relabelling TOUCH_COUNT of those Secrets, and
+# VmRSS and VmHWM from /proc every 0.5 s while relabelling TOUCH_COUNT of those Secrets
+# TOUCH_ROUNDS times (a second round shows whether memory grows per watch event), and
 # writes a Markdown table to target/measurements/secret-memory.md.
 #
 # It is a measurement, not a test: it fails only when something does not run, never on a figure.
 #
 # Environment (defaults in brackets):
-#   SECRET_COUNT [5000]  SECRET_KIB [32]  TOUCH_COUNT [500]  SAMPLE_SECONDS [20]
+#   SECRET_COUNT [5000]  SECRET_KIB [32]  TOUCH_COUNT [500]  TOUCH_ROUNDS [2]  SAMPLE_SECONDS [20]
 #   MEASURE_ETCD_PORT [25790] (and the next port)  MEASURE_APISERVER_PORT [28443]
 #
 # State and logs go to .local/memory-run/ (kept for inspection); the control plane lives in
@@ -25,6 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECRET_COUNT=${SECRET_COUNT:-5000}
 SECRET_KIB=${SECRET_KIB:-32}
 TOUCH_COUNT=${TOUCH_COUNT:-500}
+TOUCH_ROUNDS=${TOUCH_ROUNDS:-2}
 SAMPLE_SECONDS=${SAMPLE_SECONDS:-20}
 # Secrets per file given to one `kubectl create`: big enough to keep the number of kubectl
 # processes small, small enough to stay far below any request or memory limit.
@@ -67,6 +69,9 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# Say where a failing command was, since set -e alone stops without a word.
+set -o errtrace
+trap 'echo "measure-secret-memory: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 # Turn Ctrl-C and SIGTERM into a normal exit, so that the EXIT trap does the cleanup.
 trap 'exit 130' INT TERM
 
@@ -77,16 +82,22 @@ mib() { awk -v kb="$1" 'BEGIN { printf "%.1f", kb / 1024 }'; }
 status_kb() { # pid field: a field of /proc/PID/status in kB (VmRSS, VmHWM)
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
 }
-# Bytes the process has received on its open TCP connections to the API server. /proc/PID/io
-# does not count recv(2), which is what tokio uses, so this comes from the kernel's TCP info.
-# Connections closed meanwhile are not counted, which is why it is read as a difference over a
-# window in which the operator keeps its watch connections open.
-received_bytes() { # pid
+# What the process has received so far on each of its open TCP connections to the API server,
+# as "MS LOCAL-ADDRESS BYTES" lines. /proc/PID/io does not count recv(2), which is what tokio
+# uses, so this comes from the kernel's TCP info.
+received_by_connection() { # pid ms
   ss -Htinp state established "( dport = :$APISERVER_PORT )" 2>/dev/null |
-    awk -v pid="pid=$1," '
-      /users:/ { mine = index($0, pid) > 0; next }
-      mine && match($0, /bytes_received:[0-9]+/) { sum += substr($0, RSTART + 15, RLENGTH - 15) }
-      END { print sum + 0 }'
+    awk -v pid="pid=$1," -v ms="$2" '
+      /users:/ { mine = index($0, pid) > 0; connection = $3; next }
+      mine && match($0, /bytes_received:[0-9]+/) {
+        print ms, connection, substr($0, RSTART + 15, RLENGTH - 15) }'
+}
+# From those lines, taken at every sample: the bytes received in all (the last figure seen of
+# each connection, so one that closed still counts up to its last sample) and up to CUT ms.
+received_totals() { # file cut_ms
+  awk -v cut="$2" '
+    { if ($3 > all[$2]) all[$2] = $3; if ($1 <= cut && $3 > early[$2]) early[$2] = $3 }
+    END { for (c in all) a += all[c]; for (c in early) e += early[c]; print a + 0, e + 0 }' "$1"
 }
 stytch_calls() { curl -fsS "$api_url/_fake/calls" | grep -o '"seq"' | wc -l; }
 
@@ -166,8 +177,8 @@ YAML
 # --- 3 and 4. one measurement -----------------------------------------------------------------
 
 # Results, by run label (baseline, noise).
-declare -A ready_s rss_ready_kb rss_min_kb rss_max_kb rss_steady_kb hwm_kb received_list \
-  received_window touched touch_s calls_window apiserver_kb samples_n
+declare -A ready_s rss_ready_kb rss_min_kb rss_max_kb rss_steady_kb hwm_kb received_before \
+  received_during touched touch_s calls_window apiserver_kb samples_n rss_rounds
 
 measure() { # label: runs the operator, waits for Ready, samples its memory, stops it
   local label=$1 touch=$2
@@ -192,14 +203,13 @@ measure() { # label: runs the operator, waits for Ready, samples its memory, sto
   ready_s[$label]=$(awk -v ms=$(($(now_ms) - start)) 'BEGIN { printf "%.1f", ms / 1000 }')
   log "[$label] Ready after ${ready_s[$label]} s; sampling memory for ${SAMPLE_SECONDS} s"
 
-  # Bytes received up to Ready: mostly the initial LIST of every Secret's metadata.
-  received_list[$label]=$(received_bytes "$operator_pid")
   local calls_before; calls_before=$(stytch_calls)
 
   # Sample every 0.5 s for SAMPLE_SECONDS, and, when touching, until 5 s after the last relabel,
   # so that the end of the window shows the memory the touches left behind.
   printf 'ms_since_ready\tvmrss_kb\tvmhwm_kb\n' >"$samples"
-  local t0 touch_start=0 touch_end=0 elapsed rss hwm wait_ms i=0
+  local received=$run_dir/received-$label.txt
+  local t0 touch_start=0 touch_end=0 touch_cut=999999999 elapsed rss hwm wait_ms i=0
   t0=$(now_ms)
   touch_pid=''
   while :; do
@@ -208,13 +218,20 @@ measure() { # label: runs the operator, waits for Ready, samples its memory, sto
     elapsed=$(($(now_ms) - t0))
     rss=$(status_kb "$operator_pid" VmRSS) hwm=$(status_kb "$operator_pid" VmHWM)
     printf '%s\t%s\t%s\n' "$elapsed" "$rss" "$hwm" >>"$samples"
+    received_by_connection "$operator_pid" "$elapsed" >>"$received"
 
-    # The touches: one kubectl patching TOUCH_COUNT Secrets, each a watch event the operator
-    # receives and maps to no object. Started 2 s in, so that the window has a before.
+    # The touches: per round, one kubectl patching TOUCH_COUNT Secrets, each a watch event the
+    # operator receives and maps to no object; the end of each round is noted (ms since t0).
+    # Started 2 s in, so that the window has a before.
     if ((touch > 0 && touch_start == 0 && elapsed >= 2000)); then
-      touch_start=$(now_ms)
-      k -n "$noise_ns" label secrets -l "$touch_label=yes" "memory-measure/touched=$label-$t0" \
-        --overwrite >"$run_dir/touch-$label.log" 2>&1 &
+      touch_start=$(now_ms) touch_cut=$elapsed
+      (
+        for round in $(seq "$TOUCH_ROUNDS"); do
+          k -n "$noise_ns" label secrets -l "$touch_label=yes" \
+            "memory-measure/touched=$label-$t0-$round" --overwrite
+          echo $(($(now_ms) - t0)) >>"$run_dir/touch-$label-rounds.txt"
+        done
+      ) >"$run_dir/touch-$label.log" 2>&1 &
       touch_pid=$!
     fi
     if [[ -n $touch_pid ]] && ! kill -0 "$touch_pid" 2>/dev/null; then
@@ -230,10 +247,22 @@ measure() { # label: runs the operator, waits for Ready, samples its memory, sto
     ((wait_ms <= 0)) || sleep "$(awk -v ms="$wait_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
   done
 
-  received_window[$label]=$(($(received_bytes "$operator_pid") - ${received_list[$label]}))
+  # Before the relabels: start-up, mostly the first LIST of every Secret's metadata.
+  local all early
+  read -r all early < <(received_totals "$received" "$touch_cut")
+  received_before[$label]=$early received_during[$label]=$((all - early))
   calls_window[$label]=$(($(stytch_calls) - calls_before))
   touched[$label]=$(grep -c 'labeled$' "$run_dir/touch-$label.log" 2>/dev/null || true)
   touch_s[$label]=$(awk -v ms=$((touch_end - touch_start)) 'BEGIN { printf "%.1f", ms / 1000 }')
+  # RSS before the relabels and after each round: the first sample at or after each moment.
+  rss_rounds[$label]=$( { echo "$touch_cut"; cat "$run_dir/touch-$label-rounds.txt" 2>/dev/null || true; } |
+    awk -F'\t' 'NR == FNR { at[++n] = $1; next } FNR > 1 { ms[++m] = $1; rss[m] = $2 }
+      END {
+        for (i = 1; i <= n; i++) {
+          for (j = 1; j <= m && ms[j] < at[i]; j++) {}
+          printf "%s%.1f", (i > 1 ? " / " : ""), (j <= m ? rss[j] : rss[m]) / 1024
+        }
+      }' - "$samples")
   apiserver_kb[$label]=$(status_kb "$apiserver_pid" VmRSS)
   # Peak: the kernel refreshes VmHWM only at some unmaps, so a peak can show in a VmRSS sample
   # and not in VmHWM; take the largest of both over all samples and a last VmHWM.
@@ -294,7 +323,8 @@ measure noise "$TOUCH_COUNT"
 # --- 5. the report ----------------------------------------------------------------------------
 
 data_mib=$(awk -v n="$SECRET_COUNT" -v k="$SECRET_KIB" 'BEGIN { printf "%.1f", n * k / 1024 }')
-relabel_mib=$(awk -v n="$TOUCH_COUNT" -v k="$SECRET_KIB" 'BEGIN { printf "%.1f", n * k * 4 / 3 / 1024 }')
+relabel_mib=$(awk -v n=$((TOUCH_COUNT * TOUCH_ROUNDS)) -v k="$SECRET_KIB" \
+  'BEGIN { printf "%.1f", n * k * 4 / 3 / 1024 }')
 kib() { awk -v b="$1" 'BEGIN { printf "%.0f KiB", b / 1024 }'; }
 thousands() { sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' <<<"$1"; } # 5000 -> 5,000
 count=$(thousands "$SECRET_COUNT")
@@ -322,9 +352,10 @@ apiserver_version=$(k version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"
   echo "| operator RSS range over the window | $(mib "${rss_min_kb[$b]}")-$(mib "${rss_max_kb[$b]}") MiB | $(mib "${rss_min_kb[$n]}")-$(mib "${rss_max_kb[$n]}") MiB |"
   echo "| operator peak RSS (VmHWM or largest VmRSS sample) | $(mib "${hwm_kb[$b]}") MiB | $(mib "${hwm_kb[$n]}") MiB |"
   echo "| samples (every 0.5 s after Ready) | ${samples_n[$b]} | ${samples_n[$n]} |"
-  echo "| Secrets relabelled during the window | 0 | ${touched[$n]} (in ${touch_s[$n]} s) |"
-  echo "| received from the API server up to Ready | $(kib "${received_list[$b]}") | $(kib "${received_list[$n]}") |"
-  echo "| received from the API server during the window | $(kib "${received_window[$b]}") | $(kib "${received_window[$n]}") |"
+  echo "| Secrets relabelled during the window | 0 | $(thousands "${touched[$n]}") ($TOUCH_COUNT x $TOUCH_ROUNDS rounds, ${touch_s[$n]} s) |"
+  echo "| operator RSS before the relabels / after each round | - | ${rss_rounds[$n]} MiB |"
+  echo "| received from the API server before the relabels | $(kib "${received_before[$b]}") | $(kib "${received_before[$n]}") |"
+  echo "| received from the API server during the relabels | - | $(kib "${received_during[$n]}") |"
   echo "| Stytch calls during the window | ${calls_window[$b]} | ${calls_window[$n]} |"
   echo "| kube-apiserver RSS (holds the Secrets) | $(mib "${apiserver_kb[$b]}") MiB | $(mib "${apiserver_kb[$n]}") MiB |"
   echo
@@ -334,8 +365,8 @@ apiserver_version=$(k version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"
   echo "Release build of $commit; kube-apiserver $apiserver_version; $(nproc) cores;"
   echo "$(date -u +%Y-%m-%dT%H:%MZ); measured by \`hack/measure-secret-memory.sh\`."
   echo "RSS and VmHWM come from /proc/PID/status, sampled every 0.5 s from Ready on. Bytes received"
-  echo "come from the kernel's TCP info for the operator's open connections to the API server; for"
-  echo "comparison, the full Secrets would be $data_mib MiB up to Ready and $relabel_mib MiB for the relabels."
+  echo "come from the kernel's TCP info for the operator's connections to the API server, at each"
+  echo "sample; for comparison, the full Secrets would be $data_mib MiB, and $relabel_mib MiB for the relabels."
   echo "Samples: \`secret-memory-baseline.tsv\`, \`secret-memory-secrets.tsv\` beside this file."
 } >"$report"
 cp "$run_dir/samples-baseline.tsv" "$out_dir/secret-memory-baseline.tsv"
