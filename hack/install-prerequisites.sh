@@ -3,7 +3,9 @@
 set -euo pipefail
 
 missing=()
-for tool in curl openssl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in curl openssl shellcheck; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}" >&2
   apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -16,6 +16,7 @@ export KUBECONFIG=$cluster_dir/kubeconfig
 PATH=$(dirname "$(hack/kubectl-path.sh)"):$PATH
 
 cargo fmt --all -- --check
+shellcheck hack/*.sh .ci/run
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start both binaries as processes of their own.
 cargo build --workspace --bins --locked
