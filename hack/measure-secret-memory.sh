@@ -45,7 +45,7 @@ touch_label=memory-measure/touch
 log() { echo "==> $*" >&2; }
 die() { echo "measure-secret-memory: $*" >&2; exit 1; }
 
-# --- cleanup: whatever happens, leave no process and no control plane behind -----------------
+# --- cleanup: whatever happens, leave no process and no control plane behind ------------------
 
 operator_pid='' fake_pid='' touch_pid=''
 
@@ -101,7 +101,7 @@ received_totals() { # file cut_ms
 }
 stytch_calls() { curl -fsS "$api_url/_fake/calls" | grep -o '"seq"' | wc -l; }
 
-# --- 1. build, control plane ------------------------------------------------------------------
+# --- build, control plane ---------------------------------------------------------------------
 
 log "building the release binaries"
 nice -n 10 cargo build --release --workspace --bins --locked --quiet
@@ -119,7 +119,7 @@ apiserver_pid=$(cat "$cluster_dir/kube-apiserver.pid")
 k apply --server-side -f crds/ >/dev/null
 k wait --for=condition=Established crd/oidcconnections.sso.stytch-operator.dev --timeout=60s >/dev/null
 
-# --- 2. fake Stytch, credentials, the one OidcConnection --------------------------------------
+# --- fake Stytch, credentials, the one OidcConnection -----------------------------------------
 
 project_id=project-test-6f1c5d0e-memory-4a8b-9c3d-000000000001
 project_secret=secret-test-memory-only-not-a-real-secret
@@ -174,13 +174,13 @@ spec:
     key: client_secret
 YAML
 
-# --- 3 and 4. one measurement -----------------------------------------------------------------
+# --- one measurement --------------------------------------------------------------------------
 
 # Results, by run label (baseline, noise).
 declare -A ready_s rss_ready_kb rss_min_kb rss_max_kb rss_steady_kb hwm_kb received_before \
   received_during touched touch_s calls_window apiserver_kb samples_n rss_rounds
 
-measure() { # label: runs the operator, waits for Ready, samples its memory, stops it
+measure() { # label relabel(0|1): runs the operator, waits for Ready, samples its memory, stops it
   local label=$1 touch=$2
   local samples=$run_dir/samples-$label.tsv
 
@@ -284,7 +284,7 @@ measure() { # label: runs the operator, waits for Ready, samples its memory, sto
 
 measure baseline 0
 
-# --- 3. the unrelated Secrets -----------------------------------------------------------------
+# --- the unrelated Secrets --------------------------------------------------------------------
 
 # One v1 List of BATCH_SIZE Secrets per file, each with SECRET_KIB KiB of random bytes (so that
 # nothing compresses them), the first TOUCH_COUNT labelled for relabelling later.
@@ -318,9 +318,9 @@ in_cluster=$(k -n "$noise_ns" get secrets --no-headers | wc -l)
 ((in_cluster == SECRET_COUNT)) || die "expected $SECRET_COUNT Secrets in $noise_ns, found $in_cluster"
 log "$in_cluster Secrets created in $create_s s (generated in $gen_s s)"
 
-measure noise "$TOUCH_COUNT"
+measure noise $((TOUCH_COUNT > 0))
 
-# --- 5. the report ----------------------------------------------------------------------------
+# --- the report -------------------------------------------------------------------------------
 
 data_mib=$(awk -v n="$SECRET_COUNT" -v k="$SECRET_KIB" 'BEGIN { printf "%.1f", n * k / 1024 }')
 relabel_mib=$(awk -v n=$((TOUCH_COUNT * TOUCH_ROUNDS)) -v k="$SECRET_KIB" \
