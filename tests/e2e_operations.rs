@@ -132,3 +132,38 @@ async fn sigterm_stops_the_operator_cleanly() {
         operator.log()
     );
 }
+
+#[tokio::test]
+async fn a_label_selector_limits_the_operator_to_matching_objects() {
+    let namespace = namespace_with_secret("selector").await;
+    let fake = FakeStytch::start(&namespace.name, &["ours", "theirs"]).await;
+    let args = [
+        "--label-selector",
+        "team=identity",
+        "--resync-interval",
+        "10m",
+    ];
+    let _operator = namespace.start_operator_with(&fake, &args);
+    let ours = manifest("ours", "ours", active_spec()).replace(
+        "metadata:\n  name: ours\n",
+        "metadata:\n  name: ours\n  labels: {team: identity}\n",
+    );
+    for manifest in [ours, manifest("theirs", "theirs", active_spec())] {
+        let output = namespace.apply(&manifest);
+        assert!(output.success, "{}", output.stderr);
+    }
+
+    namespace
+        .wait_for_condition("ours", "Ready", "True", SOON)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let theirs = namespace.get("theirs").await;
+    assert!(
+        theirs.status.is_none(),
+        "an object outside the selector was reconciled"
+    );
+    let puts = fake.calls_with_method("PUT").await;
+    assert_eq!(puts.len(), 1, "{puts:#?}");
+    assert!(puts[0]["path"].as_str().unwrap().ends_with("/ours"));
+}
