@@ -300,6 +300,25 @@ pub enum IdentityProvider {
 }
 
 impl IdentityProvider {
+    /// Every provider, in the order of the schema's enum.
+    pub const ALL: [Self; 15] = [
+        Self::Classlink,
+        Self::Cyberark,
+        Self::Duo,
+        Self::Generic,
+        Self::GoogleWorkspace,
+        Self::Jumpcloud,
+        Self::Keycloak,
+        Self::Miniorange,
+        Self::MicrosoftEntra,
+        Self::Okta,
+        Self::Onelogin,
+        Self::Pingfederate,
+        Self::Rippling,
+        Self::Salesforce,
+        Self::Shibboleth,
+    ];
+
     /// The value Stytch's API uses for this provider.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -457,7 +476,6 @@ mod tests {
         let crd = serde_json::to_value(OidcConnection::crd()).unwrap();
         let providers = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
             ["properties"]["identityProvider"]["enum"];
-        // `null` is listed too because the field is optional (nullable).
         let names: Vec<&str> = providers
             .as_array()
             .unwrap()
@@ -466,6 +484,11 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 15, "{providers}");
         assert!(names.contains(&"google-workspace"));
+        let listed: Vec<&str> = IdentityProvider::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(
+            names, listed,
+            "IdentityProvider::ALL follows the schema's enum"
+        );
     }
 
     #[test]

@@ -7,30 +7,12 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use stytch_sso_operator::crd::IdentityProvider;
 use support::*;
 
 const CLIENT_SECRET: &str = "SENTINEL-CLIENT-SECRET-5e0c2b9a";
 const RECONCILED_WITHIN: Duration = Duration::from_secs(30);
 const IDP: &str = "https://idp.example.test/acme";
-
-/// Stytch's identity provider values, in the order of the CRD's enum.
-const IDENTITY_PROVIDERS: [&str; 15] = [
-    "classlink",
-    "cyberark",
-    "duo",
-    "generic",
-    "google-workspace",
-    "jumpcloud",
-    "keycloak",
-    "miniorange",
-    "microsoft-entra",
-    "okta",
-    "onelogin",
-    "pingfederate",
-    "rippling",
-    "salesforce",
-    "shibboleth",
-];
 
 /// An `OidcConnection` manifest as JSON; a `Null` spec leaves the spec out.
 fn object(name: &str, spec: &Value) -> String {
@@ -665,7 +647,7 @@ fn accepted_spec(index: usize, case: &Accepted) -> Value {
         ("clientId", Some(json!("client-1"))),
         (
             "identityProvider",
-            Some(json!(IDENTITY_PROVIDERS[index % 15])),
+            Some(json!(IdentityProvider::ALL[index % 15].as_str())),
         ),
         ("issuer", Some(json!(IDP))),
         ("authorizationUrl", Some(json!(format!("{IDP}/authorize")))),
@@ -723,7 +705,7 @@ async fn at_least_fifteen_unusual_but_valid_manifests_are_accepted_and_reconcile
         .collect();
     assert_eq!(
         providers.len(),
-        IDENTITY_PROVIDERS.len(),
+        IdentityProvider::ALL.len(),
         "every identity provider is used"
     );
     let refused: Vec<String> = cases
