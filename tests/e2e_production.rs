@@ -84,7 +84,7 @@ async fn a_secret_change_reconciles_exactly_the_objects_that_reference_it() {
         (SECOND_ORGANIZATION_ID, &["conn-b"]),
     ];
     let fake = FakeStytch::start_with_organizations(&namespace.name, &organizations).await;
-    let _operator = namespace.start_operator(&fake, "10m");
+    let operator = namespace.start_operator(&fake, "10m");
     apply(&namespace, &manifest("a", "conn-a", &spec("A")));
     let b = manifest("b", "conn-b", &spec("B"))
         .replace(ORGANIZATION_ID, SECOND_ORGANIZATION_ID)
@@ -97,10 +97,6 @@ async fn a_secret_change_reconciles_exactly_the_objects_that_reference_it() {
         .wait_for_condition("b", "Ready", "True", SOON)
         .await;
     fake.settle().await;
-    let (lists_a, lists_b) = (
-        fake.lists_of(ORGANIZATION_ID).await,
-        fake.lists_of(SECOND_ORGANIZATION_ID).await,
-    );
 
     namespace
         .put_secret("acme-oidc", &[("client_secret", "SENTINEL-rotated-a")])
@@ -114,15 +110,29 @@ async fn a_secret_change_reconciles_exactly_the_objects_that_reference_it() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // Each finished reconcile is logged in a span that says what triggered it.
+    let log = operator.log();
+    let triggered_by_secrets: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("related object updated: Secret"))
+        .filter(|line| line.contains(" reconciled "))
+        .collect();
+    let object = |name: &str| format!("dev/{name}.{}", namespace.name);
+    let for_a = triggered_by_secrets
+        .iter()
+        .filter(|l| l.contains(&object("a")));
     assert_eq!(
-        fake.lists_of(ORGANIZATION_ID).await,
-        lists_a + 1,
-        "object a: one reconcile"
+        for_a.count(),
+        1,
+        "object a: one reconcile\n{triggered_by_secrets:#?}"
     );
+    let for_b = triggered_by_secrets
+        .iter()
+        .filter(|l| l.contains(&object("b")));
     assert_eq!(
-        fake.lists_of(SECOND_ORGANIZATION_ID).await,
-        lists_b,
-        "object b: none"
+        for_b.count(),
+        0,
+        "object b: none\n{triggered_by_secrets:#?}"
     );
     assert_eq!(fake.calls_with_method("PUT").await.len(), 3);
 }
@@ -700,7 +710,11 @@ async fn outbound_calls_never_exceed_the_rate_limit() {
         .iter()
         .map(|c| c["time"].as_str().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(times.len(), 60, "one list and one update per object");
+    assert_eq!(
+        times.len(),
+        31,
+        "one list of the organization, shared, and one update per object"
+    );
     let busiest = times
         .iter()
         .map(|start| {
@@ -711,4 +725,52 @@ async fn outbound_calls_never_exceed_the_rate_limit() {
         .unwrap();
     println!("busiest second: {busiest} calls (limit 5/s, burst 5)");
     assert!(busiest <= 11, "{busiest} calls in one second");
+}
+
+#[tokio::test]
+async fn one_list_per_resync_serves_every_object_of_an_organization() {
+    let namespace = namespace_with_secret("sharedlist").await;
+    let ids: Vec<String> = (0..12).map(|i| format!("conn-{i}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let fake = FakeStytch::start(&namespace.name, &id_refs).await;
+    let resync = Duration::from_secs(3);
+    let _operator = namespace.start_operator(&fake, "3s");
+    let manifests: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| manifest(&format!("o-{i}"), id, &spec("x")))
+        .collect();
+    apply(&namespace, &manifests.join("---\n"));
+    for i in 0..ids.len() {
+        let name = format!("o-{i}");
+        namespace
+            .wait_for_condition(&name, "Ready", "True", SOON)
+            .await;
+    }
+    fake.settle().await;
+    assert_eq!(fake.calls_with_method("PUT").await.len(), ids.len());
+    let lists_at_start = fake.lists_of(ORGANIZATION_ID).await;
+    assert!(
+        lists_at_start <= 2,
+        "{lists_at_start} lists for the first sync of 12 objects of one organization"
+    );
+
+    // Over three resync intervals the objects resync together, so each tick lists once.
+    let windows = 3;
+    tokio::time::sleep(resync * windows).await;
+    fake.settle().await;
+    let lists = fake.lists_of(ORGANIZATION_ID).await - lists_at_start;
+    println!(
+        "{lists} lists in {windows} resync intervals for {} objects",
+        ids.len()
+    );
+    assert!(
+        (1..=windows as usize + 1).contains(&lists),
+        "{lists} lists in {windows} intervals"
+    );
+    assert_eq!(
+        fake.calls_with_method("PUT").await.len(),
+        ids.len(),
+        "no drift, no update"
+    );
 }

@@ -94,13 +94,16 @@ async fn delete_in_stytch(
         .delete_connection(&caller, &identity.organization_id, connection_id)
         .await
     {
-        Ok(response) => Ok(Some(response.request_id)),
+        Ok(response) => {
+            context.lists.forget(&identity.list_key()).await;
+            Ok(Some(response.request_id))
+        }
         Err(StytchError::Api {
             status: StatusCode::NOT_FOUND,
             error_type,
             ..
         }) if !error_type.starts_with("session") => Ok(None),
-        Err(error) => Err(Problem::stytch(Call::Delete, error)),
+        Err(error) => Err(Problem::stytch(Call::Delete, &error)),
     }
 }
 

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use super::SecretName;
+use super::lists::ListKey;
 use super::reconciler::{self, Problem};
 use crate::crd::{MemberSessionType, OidcConnection};
 use crate::reconcile::Call;
@@ -33,6 +34,8 @@ pub(super) struct Identity {
     pub organization_id: String,
     /// Set when the organization was learned from the member session.
     pub learned_organization_id: Option<String>,
+    /// A fingerprint of project and member session (never the session itself).
+    pub session_fingerprint: Option<String>,
 }
 
 impl Identity {
@@ -40,6 +43,15 @@ impl Identity {
         Caller {
             credentials: &self.credentials,
             member_session: self.member_session.as_ref(),
+        }
+    }
+
+    /// Which shared list of connections this caller reads.
+    pub fn list_key(&self) -> ListKey {
+        ListKey {
+            project_id: self.credentials.project_id.clone(),
+            session_fingerprint: self.session_fingerprint.clone().unwrap_or_default(),
+            organization_id: self.organization_id.clone(),
         }
     }
 }
@@ -122,10 +134,12 @@ pub(super) async fn resolve(
             member_session,
             organization_id,
             learned_organization_id: None,
+            session_fingerprint: None,
         });
     };
+    let fingerprint = session_key(&credentials, session);
     let (session_organization, session_slug) =
-        session_organization(context, &credentials, session).await?;
+        session_organization(context, &credentials, session, &fingerprint).await?;
     let organization_id = match spec_organization {
         Some(wanted) if wanted != session_organization && wanted != session_slug => {
             return Err(Problem::Stable(Failure::new(
@@ -145,6 +159,7 @@ pub(super) async fn resolve(
         member_session,
         organization_id,
         learned_organization_id: Some(session_organization),
+        session_fingerprint: Some(fingerprint),
     })
 }
 
@@ -153,19 +168,19 @@ async fn session_organization(
     context: &Context,
     credentials: &ProjectCredentials,
     session: &MemberSession,
+    key: &str,
 ) -> Result<(String, String), Problem> {
-    let key = session_key(credentials, session);
-    if let Some(organization) = context.sessions.get(&key) {
+    if let Some(organization) = context.sessions.get(key) {
         return Ok(organization);
     }
     let response: AuthenticateSessionResponse = context
         .stytch
         .authenticate_session(credentials, session)
         .await
-        .map_err(|e| Problem::stytch(Call::AuthenticateSession, e))?;
+        .map_err(|e| Problem::stytch(Call::AuthenticateSession, &e))?;
     let organization = response.organization;
     let value = (organization.organization_id, organization.organization_slug);
-    context.sessions.insert(key, value.clone());
+    context.sessions.insert(key.to_owned(), value.clone());
     Ok(value)
 }
 

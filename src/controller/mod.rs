@@ -5,8 +5,9 @@
 //! - any change to a Secret an object references, or to the project credentials Secret
 //!   (which every object uses): only Secret *metadata* is watched, so the operator never holds
 //!   the cluster's secret values in memory;
-//! - the object's resync interval (10 % jitter), which bounds how long a change made in Stytch
-//!   behind the operator's back can last.
+//! - the object's resync interval, which bounds how long a change made in Stytch behind the
+//!   operator's back can last. The objects of one organization resync at one tick, so one list
+//!   of the organization serves them all (see [`lists`]).
 //!
 //! # Errors
 //! A problem the user must fix (a missing Secret, a connection Stytch does not know, a value
@@ -14,8 +15,7 @@
 //! no retry loop. Rate limits, Stytch server errors, network failures and Kubernetes API errors
 //! are retried with per-object exponential backoff and full jitter.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -38,9 +38,11 @@ use crate::{Error, Result};
 mod cleanup;
 mod events;
 mod identity;
+mod lists;
 mod reconciler;
 
 pub use identity::{PROJECT_ID_KEY, PROJECT_SECRET_KEY, SessionOrganizations};
+use lists::ConnectionLists;
 
 /// A Secret named by namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,21 +103,11 @@ pub struct Context {
     backoff: Backoff<ObjectRef<OidcConnection>>,
     /// Every `OidcConnection` in the watched scope, kept by the controller's own watch.
     store: Store<OidcConnection>,
-    /// Objects reconciled since this process started (see [`Context::mark_seen`]).
-    seen: Mutex<HashSet<ObjectRef<OidcConnection>>>,
     metrics: Arc<Metrics>,
     /// Shared by every controller of this process.
     sessions: Arc<SessionOrganizations>,
-}
-
-impl Context {
-    /// Records that `key` was reconciled and says whether it had been before, since start.
-    /// The first resync after start is drawn over a wider range than later ones, so that
-    /// objects all reconciled at start-up do not stay in step.
-    fn mark_seen(&self, key: &ObjectRef<OidcConnection>) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        !seen.insert(key.clone())
-    }
+    /// Shared by every controller of this process.
+    lists: Arc<ConnectionLists>,
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
@@ -143,6 +135,7 @@ pub async fn run(
     };
 
     let sessions = Arc::new(SessionOrganizations::default());
+    let lists = Arc::new(ConnectionLists::default());
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
     for scope in scopes {
@@ -156,9 +149,9 @@ pub async fn run(
             recorder: recorder.clone(),
             backoff: Backoff::new(config.backoff_base, config.backoff_cap),
             store,
-            seen: Mutex::default(),
             metrics: metrics.clone(),
             sessions: sessions.clone(),
+            lists: lists.clone(),
         });
         controllers.push(run_scope(scope, writer, context));
     }

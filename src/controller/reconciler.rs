@@ -11,7 +11,7 @@
 //! 8. Requeue: at the resync interval, or with backoff after a transient failure.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -22,6 +22,7 @@ use kube::{Api, Resource, ResourceExt};
 use secrecy::SecretString;
 use tracing::{debug, info, warn};
 
+use super::lists::{Freshness, Listed};
 use super::{Context, cleanup, events, identity};
 use crate::crd::{MANAGER, ManagementPolicy, OidcConnection, OidcConnectionStatus, SecretKeyRef};
 use crate::reconcile::diff::{self, ClientSecret};
@@ -49,8 +50,8 @@ pub(super) enum Problem {
 }
 
 impl Problem {
-    pub(super) fn stytch(call: Call, error: StytchError) -> Self {
-        let failure = failure_for(call, &error);
+    pub(super) fn stytch(call: Call, error: &StytchError) -> Self {
+        let failure = failure_for(call, error);
         if error.is_transient() {
             Self::Transient {
                 failure,
@@ -150,11 +151,7 @@ fn next_action(
         .metrics
         .record_reconcile(result, elapsed.as_secs_f64());
     let resync = reconcile::resync_interval(object, context.config.resync_interval);
-    let resync = if context.mark_seen(&key) {
-        reconcile::jittered(resync)
-    } else {
-        reconcile::first_resync(resync)
-    };
+    let resync = reconcile::until_next_tick(&resync_group(object), resync, SystemTime::now());
     match (outcome, retry) {
         (Outcome::Failed(failure), Some(retry_after)) => {
             let delay = context.backoff.next_delay(key, retry_after);
@@ -198,6 +195,23 @@ fn next_action(
     }
 }
 
+/// The objects that resync together: those of one organization, as the spec names it or as the
+/// member session told it; an object whose organization is not known yet goes alone.
+fn resync_group(object: &OidcConnection) -> String {
+    let learned = object
+        .status
+        .as_ref()
+        .and_then(|s| s.organization_id.as_ref());
+    match object.spec.organization_id.as_ref().or(learned) {
+        Some(organization) => format!("organization/{organization}"),
+        None => format!(
+            "object/{}/{}",
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        ),
+    }
+}
+
 /// The object that owns the connection this one targets, when it is another.
 pub(super) fn conflicting_owner(
     object: &OidcConnection,
@@ -237,22 +251,14 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
         identity.organization_id.as_str(),
         spec.connection_id.as_str(),
     );
-    let listed = context
-        .stytch
-        .list_connections(&identity.caller(), organization_id)
-        .await
-        .map_err(|e| Problem::stytch(Call::List, e))?;
-    let observed = listed
-        .oidc_connections
-        .into_iter()
-        .find(|connection| connection.connection_id == connection_id)
-        .ok_or_else(|| {
-            Problem::Stable(connection_not_found(
-                organization_id,
-                connection_id,
-                &listed.request_id,
-            ))
-        })?;
+    let listed = observe(object, context, &identity).await?;
+    let observed = listed.find(connection_id).cloned().ok_or_else(|| {
+        Problem::Stable(connection_not_found(
+            organization_id,
+            connection_id,
+            &listed.request_id,
+        ))
+    })?;
 
     let last_sent = object
         .status
@@ -261,7 +267,7 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
     let request = diff::changes(spec, &observed, client_secret.as_ref(), last_sent);
     let unchanged = Synced {
         connection: observed,
-        request_id: listed.request_id,
+        request_id: listed.request_id.clone(),
         updated_fields: Vec::new(),
         warning: None,
         sent_secret_fingerprint: None,
@@ -293,8 +299,20 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
     let response = context
         .stytch
         .update_oidc_connection(&identity.caller(), organization_id, connection_id, &request)
-        .await
-        .map_err(|e| Problem::stytch(Call::Update, e))?;
+        .await;
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            // Whatever Stytch said, the shared list may no longer show it as it is.
+            context.lists.forget(&identity.list_key()).await;
+            return Err(Problem::stytch(Call::Update, &error));
+        }
+    };
+    let list_key = identity.list_key();
+    context
+        .lists
+        .record_update(&list_key, &response.connection)
+        .await;
     let sent_secret_fingerprint = request
         .client_secret
         .as_ref()
@@ -308,6 +326,53 @@ async fn sync(object: &OidcConnection, context: &Context) -> Result<Synced, Prob
         pending_changes: Vec::new(),
         learned_organization_id: identity.learned_organization_id,
     })
+}
+
+/// The organization's connections, from the list shared with the organization's other objects
+/// when it is fresh enough.
+///
+/// A fresh list is made when the user asked for a reconcile (the requested-at annotation), and
+/// when a shared list lacks the connection: it may have been created since.
+async fn observe(
+    object: &OidcConnection,
+    context: &Context,
+    identity: &identity::Identity,
+) -> Result<Arc<Listed>, Problem> {
+    let key = identity.list_key();
+    let resync = reconcile::resync_interval(object, context.config.resync_interval);
+    let requested = reconcile::reconcile_requested_at(object);
+    let handled = object
+        .status
+        .as_ref()
+        .and_then(|s| s.last_handled_reconcile_at.as_deref());
+    let freshness = if requested.is_some() && requested != handled {
+        Freshness::AfterNow
+    } else {
+        Freshness::MaxAge(resync / 2)
+    };
+    let list = || async {
+        let caller = identity.caller();
+        let organization_id = &identity.organization_id;
+        context
+            .stytch
+            .list_connections(&caller, organization_id)
+            .await
+    };
+    let failed = |error: Arc<StytchError>| Problem::stytch(Call::List, &error);
+    let answer = context
+        .lists
+        .get(&key, freshness, list)
+        .await
+        .map_err(failed)?;
+    if answer.fetched || answer.listed.find(&object.spec.connection_id).is_some() {
+        return Ok(answer.listed);
+    }
+    let answer = context
+        .lists
+        .get(&key, Freshness::AfterNow, list)
+        .await
+        .map_err(failed)?;
+    Ok(answer.listed)
 }
 
 async fn client_secret(

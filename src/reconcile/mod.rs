@@ -4,9 +4,10 @@
 pub mod diff;
 pub mod status;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
+use sha2::{Digest, Sha256};
 
 use crate::crd::OidcConnection;
 use crate::stytch::StytchError;
@@ -95,11 +96,29 @@ pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(1.0 - rand::rng().random_range(0.0..0.1))
 }
 
-/// The first resync of an object after the operator started: anywhere in the second half of
-/// the interval. Every object is reconciled at start-up; without this, all of them would come
-/// back together one interval later and again each interval after that.
-pub fn first_resync(interval: Duration) -> Duration {
-    interval.mul_f64(rand::rng().random_range(0.5..1.0))
+/// How long until the next resync tick of `group` (an organization), at least half an
+/// interval from `now`.
+///
+/// Ticks fall at `phase + k * interval` of wall-clock time, with a phase drawn from a stable
+/// hash of the group. All objects of one organization therefore resync together, and one list
+/// of the organization serves them all (see `controller::lists`); different organizations
+/// spread evenly over the interval, so the operator's calls do not come in bursts. Wall-clock
+/// ticks also survive a restart of the operator.
+pub fn until_next_tick(group: &str, interval: Duration, now: SystemTime) -> Duration {
+    let period = interval.as_millis().max(1);
+    let digest = Sha256::digest(group.as_bytes());
+    let hash = u128::from(u64::from_be_bytes(digest[..8].try_into().unwrap()));
+    let phase = hash % period;
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let since_tick = (now + period - phase) % period;
+    let mut until = period - since_tick;
+    if until < period / 2 {
+        until += period;
+    }
+    Duration::from_millis(u64::try_from(until).unwrap_or(u64::MAX))
 }
 
 /// Condition reason for a Stytch error: its `error_type` in CamelCase
@@ -359,16 +378,45 @@ mod tests {
     }
 
     #[test]
-    fn first_resyncs_after_a_restart_spread_over_half_the_interval() {
+    fn objects_of_one_organization_resync_on_the_same_ticks() {
         let interval = Duration::from_secs(600);
-        let delays: Vec<Duration> = (0..500).map(|_| first_resync(interval)).collect();
-        assert!(delays.iter().all(|d| *d >= interval / 2 && *d < interval));
-        // 500 objects over 300 s average 8 per 5 s window; lock-step would put all 500 in one.
-        let mut per_window = [0u32; 60];
-        for delay in &delays {
-            per_window[((delay.as_secs() - 300) / 5).min(59) as usize] += 1;
+        let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // Two objects of one organization, reconciled 100 s apart, land on the same ticks.
+        let first = start + until_next_tick("org-a", interval, start);
+        let later = start + Duration::from_secs(100);
+        let second = later + until_next_tick("org-a", interval, later);
+        let gap = first.max(second).duration_since(first.min(second)).unwrap();
+        assert_eq!(gap.as_millis() % interval.as_millis(), 0, "{gap:?}");
+        // The next tick after that one is exactly one interval later.
+        let next = first + until_next_tick("org-a", interval, first);
+        assert_eq!(next.duration_since(first).unwrap(), interval);
+    }
+
+    #[test]
+    fn the_next_tick_is_between_half_and_one_and_a_half_intervals_away() {
+        let interval = Duration::from_secs(600);
+        for offset in (0..1200).step_by(7) {
+            let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000 + offset);
+            let until = until_next_tick("org-a", interval, now);
+            assert!(
+                until >= interval / 2 && until <= interval * 3 / 2,
+                "{until:?}"
+            );
         }
-        assert!(per_window.iter().all(|n| *n < 40), "{per_window:?}");
+    }
+
+    #[test]
+    fn organizations_spread_over_the_interval() {
+        let interval = Duration::from_secs(600);
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        // 500 organizations over 600 s average 4 per 5 s window; one phase would put 500 in one.
+        let mut per_window = [0u32; 120];
+        for index in 0..500 {
+            let until = until_next_tick(&format!("organization-{index}"), interval, now);
+            let window = ((until.as_secs() - 300) / 5).min(119) as usize;
+            per_window[window] += 1;
+        }
+        assert!(per_window.iter().all(|n| *n < 20), "{per_window:?}");
     }
 
     #[test]
