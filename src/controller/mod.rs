@@ -194,6 +194,7 @@ async fn run_scope(
         .combine(predicates::finalizers);
     let object_changes = watcher(objects, watch_config)
         .default_backoff()
+        .modify(drop_bookkeeping)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(changes, Default::default());
@@ -210,6 +211,17 @@ async fn run_scope(
         .for_each(|_| futures::future::ready(()))
         .await;
 }
+
+/// Drops what the operator never reads from the objects it keeps in memory: managed fields
+/// and kubectl's copy of the last applied manifest are often larger than the spec itself.
+fn drop_bookkeeping(object: &mut OidcConnection) {
+    object.metadata.managed_fields = None;
+    if let Some(annotations) = &mut object.metadata.annotations {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
