@@ -41,7 +41,21 @@ pub(super) async fn align_finalizer(object: &OidcConnection, context: &Context) 
 }
 
 /// The reconcile of an object being deleted.
-pub(super) async fn on_deletion(object: &OidcConnection, context: &Context) -> Result<Action> {
+pub(super) async fn on_deletion(cached: &OidcConnection, context: &Context) -> Result<Action> {
+    if !cached.has_finalizer() {
+        return Ok(Action::await_change());
+    }
+    // The cache can lag behind a release this operator has just made (a reconcile queued
+    // meanwhile runs on the old copy): read the object afresh, so that a connection is deleted
+    // in Stytch once, not once more with a 404.
+    let fresh = objects_of(cached, context)
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(Error::Kube)?;
+    let Some(object) = fresh.filter(|o| o.metadata.uid == cached.metadata.uid) else {
+        return Ok(Action::await_change());
+    };
+    let object = &object;
     if !object.has_finalizer() {
         return Ok(Action::await_change());
     }
