@@ -306,6 +306,136 @@ async fn a_namespace_deleted_with_secrets_and_objects_inside_goes_away() {
     );
 }
 
+#[tokio::test]
+async fn objects_reading_credentials_from_a_namespace_being_deleted_say_why_they_stay() {
+    let profile = Profile::from_env();
+    let count = 4;
+    install_crd();
+    let home = TestNamespace::create("rel-ns-credentials-home").await;
+    let client = home.client.clone();
+    let suffix = home.name.rsplit('-').next().unwrap().to_owned();
+    let doomed = format!("rel-ns-credentials-inside-{suffix}");
+    let connection_ids: Vec<String> = (0..count).map(|i| format!("{doomed}-{i}")).collect();
+    let connection_refs: Vec<&str> = connection_ids.iter().map(String::as_str).collect();
+    let fake = FakeStytch::start(&home.name, &connection_refs).await;
+    populated_namespace(&client, &doomed, &doomed, 0).await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &doomed);
+    let credentials = serde_json::from_value(json!({
+        "metadata": {"name": "project"},
+        "stringData": {"project_id": PROJECT_ID, "secret": PROJECT_SECRET},
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &credentials)
+        .await
+        .unwrap();
+    let objects: Api<OidcConnection> = Api::namespaced(client.clone(), &doomed);
+    for (i, connection_id) in connection_ids.iter().enumerate() {
+        let mut object = object(&format!("o-{i}"), connection_id, "Delete");
+        object.spec.credentials_ref = serde_json::from_value(json!({"name": "project"})).unwrap();
+        objects
+            .create(&PostParams::default(), &object)
+            .await
+            .unwrap();
+    }
+    let _operator = home.start_operator_with(&fake, &["--watch-namespaces", doomed.as_str()]);
+    all_ready(&client, &doomed, Duration::from_secs(30)).await;
+
+    // The namespace controller's order: Secrets first, then the objects.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .delete(&doomed, &DeleteParams::default())
+        .await
+        .unwrap();
+    let (delete, everything) = (DeleteParams::default(), ListParams::default());
+    secrets
+        .delete_collection(&delete, &everything)
+        .await
+        .unwrap();
+    let deleted_at = Instant::now();
+    objects
+        .delete_collection(&delete, &everything)
+        .await
+        .unwrap();
+    // Each must say why it stays and how to let it go.
+    let release_hint = "spec.deletionPolicy to Orphan";
+    let what = "every object to say why it stays and how to release it";
+    eventually(what, Duration::from_secs(30), || async {
+        let items = objects.list(&everything).await.ok()?.items;
+        let explained = items.iter().filter(|object| {
+            let conditions = object.status.as_ref().map(|s| s.conditions.as_slice());
+            conditions.unwrap_or_default().iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status == "False"
+                    && c.reason == "CredentialsNotFound"
+                    && c.message.contains(release_hint)
+            })
+        });
+        (items.len() == count && explained.count() == count).then_some(())
+    })
+    .await;
+    let mut problems = Vec::new();
+
+    // What the condition tells the user to do.
+    let orphan = json!({"spec": {"deletionPolicy": "Orphan"}});
+    for i in 0..count {
+        let patch = kube::api::Patch::Merge(&orphan);
+        let params = kube::api::PatchParams::default();
+        objects
+            .patch(&format!("o-{i}"), &params, &patch)
+            .await
+            .unwrap();
+    }
+    eventually(
+        "the released objects to go",
+        Duration::from_secs(30),
+        || async { (objects_left(&client, &doomed).await == 0).then_some(()) },
+    )
+    .await;
+    let released = deleted_at.elapsed();
+    let mut namespace = namespaces.get(&doomed).await.unwrap();
+    namespace.spec.get_or_insert_default().finalizers = Some(Vec::new());
+    namespaces
+        .replace_subresource("finalize", &doomed, &PostParams::default(), &namespace)
+        .await
+        .unwrap();
+
+    let calls = fake.calls().await;
+    let kept = futures::future::join_all(connection_ids.iter().map(|id| fake.find_connection(id)));
+    let kept = kept.await.iter().filter(|c| c.is_some()).count();
+    if kept != count {
+        problems.push(format!(
+            "{} Orphan connections were deleted in Stytch",
+            count - kept
+        ));
+    }
+    let fragment = Fragment {
+        scenario: "deletion_namespace_credentials_inside".into(),
+        profile: profile.name(),
+        faults_injected: vec![
+            "namespace deleted, Secrets first, with the objects' credentialsRef Secret inside"
+                .into(),
+        ],
+        objects: count,
+        updates_lost: count - kept,
+        max_calls_per_object_per_minute: Some(max_calls_per_connection_per_minute(&calls)),
+        bound: "each object stays with a Credentials... condition that says how to release it; \
+                set to Orphan, it goes and its connection stays in Stytch"
+            .into(),
+        recovery_seconds: Some(seconds(released)),
+        stytch_calls: StytchCalls::of(&calls),
+        passed: problems.is_empty(),
+        notes: format!(
+            "A known limitation: deletionPolicy Delete needs the credentials, which went with the \
+             namespace. The namespace controller is emulated. Recovery is from the objects' \
+             deletion to their release, including the test's switch to Orphan. {}",
+            problems.join("; ")
+        ),
+    };
+    fragment.write();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
 /// One create/delete cycle of the churn test, as it went.
 struct Cycle {
     connection_id: String,
