@@ -3,9 +3,13 @@
 #
 #   hack/local-cluster.sh build        build the pinned binaries that are missing (cached)
 #   hack/local-cluster.sh up [DIR]     start etcd and kube-apiserver, write DIR/kubeconfig
-#   hack/local-cluster.sh down [DIR]   stop them and remove DIR
+#   hack/local-cluster.sh down [DIR]   stop them (and any added API server) and remove DIR
 #   hack/local-cluster.sh bin NAME     print the path of a cached binary (etcd, kube-apiserver, helm,
 #                                      kubectl)
+#   hack/local-cluster.sh stop DIR etcd|kube-apiserver|NAME   stop one process, keep its data
+#   hack/local-cluster.sh start DIR etcd|kube-apiserver|NAME  start it again as it was
+#   hack/local-cluster.sh add-apiserver DIR NAME PORT         one more kube-apiserver on DIR's
+#                                      etcd, on PORT, with the same token; DIR/NAME.kubeconfig
 #
 # Binaries are built from their Go modules (no prebuilt downloads are possible here) and cached
 # under $STYTCH_SSO_CACHE (default ~/.cache/stytch-sso-operator), keyed by version, so only the
@@ -150,15 +154,15 @@ make_certificates() {
   openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
 }
 
-write_kubeconfig() {
-  local dir=$1 token=$2
-  cat >"$dir/kubeconfig" <<KC
+write_kubeconfig() { # dir, token, port, path
+  local dir=$1 token=$2 port=$3 path=$4
+  cat >"$path" <<KC
 apiVersion: v1
 kind: Config
 clusters:
 - name: local
   cluster:
-    server: https://127.0.0.1:$APISERVER_PORT
+    server: https://127.0.0.1:$port
     certificate-authority: $dir/ca.crt
 users:
 - name: admin
@@ -173,6 +177,44 @@ KC
 
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Every process of a control plane is started from what DIR records (ports, token, data), so
+# that `stop` and `start` can take one of them away and bring it back as it was.
+start_etcd() {
+  local dir=$1 port; port=$(cat "$dir/etcd.port")
+  "$(binary_path etcd)" --data-dir "$dir/etcd-data" --unsafe-no-fsync \
+    --listen-client-urls "http://127.0.0.1:$port" \
+    --advertise-client-urls "http://127.0.0.1:$port" \
+    --listen-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((port + 1))" \
+    --initial-cluster "default=http://127.0.0.1:$((port + 1))" \
+    --log-level warn >>"$dir/etcd.log" 2>&1 &
+  echo $! >"$dir/etcd.pid"
+  wait_http "$(cat "$dir/etcd.pid")" "http://127.0.0.1:$port/health" 30 ||
+    { log "etcd did not start; see $dir/etcd.log"; tail -20 "$dir/etcd.log" >&2; exit 1; }
+}
+
+start_apiserver() { # dir, name (kube-apiserver or an added one)
+  local dir=$1 name=$2 port token
+  port=$(cat "$dir/$name.port")
+  token=$(cut -d, -f1 "$dir/tokens.csv")
+  "$(binary_path kube-apiserver)" \
+    --etcd-servers "http://127.0.0.1:$(cat "$dir/etcd.port")" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$port" \
+    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
+    --client-ca-file "$dir/ca.crt" \
+    --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
+    --endpoint-reconciler-type none \
+    >>"$dir/$name.log" 2>&1 &
+  echo $! >"$dir/$name.pid"
+  wait_http "$(cat "$dir/$name.pid")" "https://127.0.0.1:$port/readyz" 90 --cacert "$dir/ca.crt" \
+    -H "Authorization: Bearer $token" ||
+    { log "$name did not become ready; see $dir/$name.log";
+      tail -20 "$dir/$name.log" >&2; exit 1; }
 }
 
 cmd_up() {
@@ -193,58 +235,83 @@ cmd_up() {
   cmd_build etcd kube-apiserver
   rm -rf "$dir" && mkdir -p "$dir/etcd-data"
   dir=$(cd "$dir" && pwd)
+  echo "$ETCD_PORT" >"$dir/etcd.port"
+  echo "$APISERVER_PORT" >"$dir/kube-apiserver.port"
 
-  "$(binary_path etcd)" --data-dir "$dir/etcd-data" --unsafe-no-fsync \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-cluster "default=http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --log-level warn >"$dir/etcd.log" 2>&1 &
-  echo $! >"$dir/etcd.pid"
-  wait_http "$(cat "$dir/etcd.pid")" "http://127.0.0.1:$ETCD_PORT/health" 30 ||
-    { log "etcd did not start; see $dir/etcd.log"; tail -20 "$dir/etcd.log" >&2; exit 1; }
-
+  start_etcd "$dir"
   make_certificates "$dir"
   local token; token=$(openssl rand -hex 24)
   echo "$token,admin,admin,system:masters" >"$dir/tokens.csv"
-  "$(binary_path kube-apiserver)" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
-    --client-ca-file "$dir/ca.crt" \
-    --token-auth-file "$dir/tokens.csv" --authorization-mode RBAC \
-    --service-account-issuer https://kubernetes.default.svc \
-    --service-account-key-file "$dir/sa.pub" --service-account-signing-key-file "$dir/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-    --endpoint-reconciler-type none \
-    >"$dir/kube-apiserver.log" 2>&1 &
-  echo $! >"$dir/kube-apiserver.pid"
-  wait_http "$(cat "$dir/kube-apiserver.pid")" "https://127.0.0.1:$APISERVER_PORT/readyz" 90 --cacert "$dir/ca.crt" \
-    -H "Authorization: Bearer $token" ||
-    { log "kube-apiserver did not become ready; see $dir/kube-apiserver.log";
-      tail -20 "$dir/kube-apiserver.log" >&2; exit 1; }
-  write_kubeconfig "$dir" "$token"
+  start_apiserver "$dir" kube-apiserver
+  write_kubeconfig "$dir" "$token" "$APISERVER_PORT" "$dir/kubeconfig"
   log "ready; export KUBECONFIG=$dir/kubeconfig"
+}
+
+stop_process() { # dir, name
+  local pid_file=$1/$2.pid
+  [[ -f $pid_file ]] || return 0
+  local pid; pid=$(cat "$pid_file")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pid_file"
 }
 
 cmd_down() {
   local dir=${1:-$DEFAULT_DIR}
-  for p in kube-apiserver etcd; do
-    if [[ -f $dir/$p.pid ]]; then
-      local pid; pid=$(cat "$dir/$p.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+  local pid_file
+  # API servers first (the one `up` started and any added ones), then their etcd.
+  for pid_file in "$dir"/*.pid; do
+    [[ -f $pid_file && $pid_file != */etcd.pid ]] || continue
+    stop_process "$dir" "$(basename "$pid_file" .pid)"
   done
+  stop_process "$dir" etcd
   rm -rf "$dir"
+}
+
+require_dir() {
+  [[ -n ${1:-} && -f $1/etcd.port ]] || { log "no control plane in '${1:-}'"; exit 2; }
+}
+
+cmd_stop() { # dir, name
+  require_dir "${1:-}"
+  stop_process "$1" "${2:?name what to stop: etcd, kube-apiserver or an added API server}"
+}
+
+cmd_start() { # dir, name
+  require_dir "${1:-}"
+  local dir; dir=$(cd "$1" && pwd)
+  local name=${2:?name what to start: etcd, kube-apiserver or an added API server}
+  if [[ -f $dir/$name.pid ]] && kill -0 "$(cat "$dir/$name.pid")" 2>/dev/null; then
+    log "$name is already running"
+    return 0
+  fi
+  case "$name" in
+    etcd) start_etcd "$dir" ;;
+    *) [[ -f $dir/$name.port ]] || { log "no process '$name' in $dir"; exit 2; }
+       start_apiserver "$dir" "$name" ;;
+  esac
+}
+
+cmd_add_apiserver() { # dir, name, port
+  require_dir "${1:-}"
+  local dir; dir=$(cd "$1" && pwd)
+  local name=${2:?name the API server} port=${3:?give its port}
+  [[ $name != etcd && $name != kube-apiserver ]] || { log "'$name' is taken"; exit 2; }
+  if port_in_use "$port"; then log "port $port is in use"; exit 1; fi
+  echo "$port" >"$dir/$name.port"
+  start_apiserver "$dir" "$name"
+  write_kubeconfig "$dir" "$(cut -d, -f1 "$dir/tokens.csv")" "$port" "$dir/$name.kubeconfig"
+  log "ready; kubeconfig: $dir/$name.kubeconfig"
 }
 
 case "${1:-}" in
   build) shift; cmd_build "$@" ;;
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
+  stop) shift; cmd_stop "$@" ;;
+  start) shift; cmd_start "$@" ;;
+  add-apiserver) shift; cmd_add_apiserver "$@" ;;
   bin) binary_path "$2" ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -57,6 +57,38 @@ impl<K: Eq + Hash> Backoff<K> {
     }
 }
 
+/// How long a watch of the Kubernetes API (and the controller reading the watches) waits
+/// before it tries again after an error: full jitter from 0.5 s up to 5 s. kube-runtime's
+/// default (client-go's: up to 30 s, plus up to as much again of jitter) made edits wait a
+/// minute or more after an API server returned, since the first answers of a restarted API
+/// server are errors too (a watch from an old resourceVersion is refused, and the watch must
+/// list again). The load this adds is a few requests a minute per watch while the API server
+/// is down.
+pub struct WatchBackoff(Backoff<()>);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self(Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(5),
+        ))
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(self.0.next_delay((), None))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0.reset(&());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +124,19 @@ mod tests {
         }
         backoff.reset(&"a");
         assert!(backoff.next_delay("a", None) <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_watch_retries_within_five_seconds_and_starts_over_after_a_success() {
+        use kube::runtime::utils::Backoff as _;
+        let mut backoff = WatchBackoff::default();
+        let delays: Vec<Duration> = backoff.by_ref().take(20).collect();
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(5)),
+            "{delays:?}"
+        );
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= Duration::from_millis(500));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use crate::Error;
 use crate::reconcile::status::Failure;
 
 /// Largest value the operator accepts from a Secret key; far above any real client secret.
+/// Stytch publishes no limit of its own: a value under this one that Stytch refuses costs
+/// one refused update, which is not retried until the Secret changes.
 pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 
 /// A Secret key that could not be read: either a problem the user must fix in the Secret,
@@ -85,18 +87,22 @@ fn value_of(
     };
     if bytes.0.len() > MAX_VALUE_BYTES {
         return Err(invalid(format!(
-            "the {role} in key \"{key}\" is {} bytes, more than the {MAX_VALUE_BYTES} accepted.",
+            "the {role} in key \"{key}\" is {} bytes, more than the {MAX_VALUE_BYTES} bytes \
+             the operator accepts. Put only the value itself in the key, not a file or bundle.",
             bytes.0.len()
         )));
     }
     let Ok(text) = std::str::from_utf8(&bytes.0) else {
         return Err(invalid(format!(
-            "the {role} in key \"{key}\" is not UTF-8 text."
+            "the {role} in key \"{key}\" is not UTF-8 text. Store the value as text, e.g. \
+             with stringData or kubectl create secret --from-literal."
         )));
     };
     let text = text.trim();
     if text.is_empty() {
-        return Err(invalid(format!("the {role} in key \"{key}\" is empty.")));
+        return Err(invalid(format!(
+            "the {role} in key \"{key}\" is empty. Put the value in that key."
+        )));
     }
     Ok(SecretString::from(text))
 }
@@ -147,6 +153,12 @@ mod tests {
         ] {
             let failure = read(&secret("k", value), "k").unwrap_err();
             assert_eq!(failure.reason, "SecretInvalid", "{}", failure.message);
+            assert!(
+                failure.message.starts_with("Secret ns/oidc: "),
+                "{}",
+                failure.message
+            );
+            assert!(failure.message.contains("key \"k\""), "{}", failure.message);
         }
     }
 }

@@ -41,7 +41,21 @@ pub(super) async fn align_finalizer(object: &OidcConnection, context: &Context) 
 }
 
 /// The reconcile of an object being deleted.
-pub(super) async fn on_deletion(object: &OidcConnection, context: &Context) -> Result<Action> {
+pub(super) async fn on_deletion(cached: &OidcConnection, context: &Context) -> Result<Action> {
+    if !cached.has_finalizer() {
+        return Ok(Action::await_change());
+    }
+    // The cache can lag behind a release this operator has just made (a reconcile queued
+    // meanwhile runs on the old copy): read the object afresh, so that a connection is deleted
+    // in Stytch once, not once more with a 404.
+    let fresh = objects_of(cached, context)
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(Error::Kube)?;
+    let Some(object) = fresh.filter(|o| o.metadata.uid == cached.metadata.uid) else {
+        return Ok(Action::await_change());
+    };
+    let object = &object;
     if !object.has_finalizer() {
         return Ok(Action::await_change());
     }
@@ -72,14 +86,42 @@ pub(super) async fn on_deletion(object: &OidcConnection, context: &Context) -> R
             }
         }
     }
-    let finalizers = object
+    release(object, context).await?;
+    Ok(Action::await_change())
+}
+
+/// Removes the operator's finalizer once the connection is dealt with. The patch tests that
+/// the finalizer list is still the one read, so another controller's finalizer is never lost;
+/// unlike a patch carrying the resourceVersion, it does not fail on an unrelated change made
+/// since (often the operator's own status write), which would repeat the call to Stytch when
+/// the reconcile is retried.
+async fn release(object: &OidcConnection, context: &Context) -> Result<()> {
+    let remaining: Vec<&String> = object
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
-        .cloned()
         .collect();
-    set_finalizers(object, context, finalizers).await?;
-    Ok(Action::await_change())
+    let patch = serde_json::json!([
+        { "op": "test", "path": "/metadata/finalizers", "value": object.finalizers() },
+        { "op": "replace", "path": "/metadata/finalizers", "value": remaining },
+    ]);
+    let patch = serde_json::from_value(patch).expect("the JSON patch is well formed");
+    objects_of(object, context)
+        .patch::<()>(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Json(patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}
+
+fn objects_of(object: &OidcConnection, context: &Context) -> Api<OidcConnection> {
+    Api::namespaced(
+        context.client.clone(),
+        &object.namespace().unwrap_or_default(),
+    )
 }
 
 /// Deletes the connection; `None` when Stytch no longer had it.
@@ -133,17 +175,14 @@ async fn stuck(object: &OidcConnection, context: &Context, problem: Problem) -> 
     Ok(Action::requeue(delay))
 }
 
-/// Sets the finalizer list, failing on a concurrent change (the resourceVersion is part of the
-/// patch), so another controller's finalizer is never lost.
+/// Sets the finalizer list, failing on any change made since `object` was read (the
+/// resourceVersion is part of the patch), so another controller's finalizer is never lost.
 async fn set_finalizers(
     object: &OidcConnection,
     context: &Context,
     finalizers: Vec<String>,
 ) -> Result<()> {
-    let api: Api<OidcConnection> = Api::namespaced(
-        context.client.clone(),
-        &object.namespace().unwrap_or_default(),
-    );
+    let api = objects_of(object, context);
     let patch = serde_json::json!({
         "metadata": { "finalizers": finalizers, "resourceVersion": object.resource_version() }
     });

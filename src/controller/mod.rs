@@ -28,7 +28,7 @@ use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, WatchBackoff};
 use crate::crd::{MANAGER, OidcConnection};
 use crate::http::Readiness;
 use crate::metrics::Metrics;
@@ -193,7 +193,7 @@ async fn run_scope(
         .combine(predicates::annotations)
         .combine(predicates::finalizers);
     let object_changes = watcher(objects, watch_config)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(drop_bookkeeping)
         .reflect(writer)
         .applied_objects()
@@ -206,6 +206,7 @@ async fn run_scope(
             objects_reading(&store, &credentials_secret, &secret)
         })
         .with_config(controller::Config::default().concurrency(config.concurrency))
+        .trigger_backoff(WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile_logged, error_policy, context.clone())
         .for_each(|_| futures::future::ready(()))
@@ -242,7 +243,8 @@ fn secret_metadata_changes(
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + 'static
 {
     let scoped: Api<PartialObjectMeta<Secret>> = scoped_api(client, namespace);
-    let in_scope = watcher(scoped, watcher::Config::default().any_semantic()).default_backoff();
+    let in_scope =
+        watcher(scoped, watcher::Config::default().any_semantic()).backoff(WatchBackoff::default());
     let in_scope = changes_after_first_list(in_scope);
     let credentials = &config.credentials_secret;
     let covered = namespace.is_none_or(|ns| ns == credentials.namespace);
@@ -250,7 +252,8 @@ fn secret_metadata_changes(
         let api: Api<PartialObjectMeta<Secret>> =
             Api::namespaced(client.clone(), &credentials.namespace);
         let selector = format!("metadata.name={}", credentials.name);
-        let changes = watcher(api, watcher::Config::default().fields(&selector)).default_backoff();
+        let changes = watcher(api, watcher::Config::default().fields(&selector))
+            .backoff(WatchBackoff::default());
         changes_after_first_list(changes)
     });
     futures::stream::select(in_scope, futures::stream::iter(credentials_only).flatten())

@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the kit
 
+pub mod private_control_plane;
+pub mod reliability_fragment;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
