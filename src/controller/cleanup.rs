@@ -26,10 +26,11 @@ use crate::stytch::StytchError;
 use crate::{Error, Result};
 
 /// Adds or removes the finalizer so that it is there exactly when `deletionPolicy` is `Delete`.
-pub(super) async fn align_finalizer(object: &OidcConnection, context: &Context) -> Result<()> {
+/// Adds or removes the finalizer as `deletionPolicy` asks; says whether it changed anything.
+pub(super) async fn align_finalizer(object: &OidcConnection, context: &Context) -> Result<bool> {
     let wanted = object.deletion_policy() == DeletionPolicy::Delete;
     if wanted == object.has_finalizer() {
-        return Ok(());
+        return Ok(false);
     }
     let mut finalizers: Vec<String> = object.finalizers().to_vec();
     if wanted {
@@ -37,7 +38,8 @@ pub(super) async fn align_finalizer(object: &OidcConnection, context: &Context) 
     } else {
         finalizers.retain(|f| f != FINALIZER);
     }
-    set_finalizers(object, context, finalizers).await
+    set_finalizers(object, context, finalizers).await?;
+    Ok(true)
 }
 
 /// The reconcile of an object being deleted.

@@ -36,6 +36,10 @@ use crate::{Error, Result};
 /// call is involved, only the operator's own cache.
 const CONFLICT_RECHECK: Duration = Duration::from_secs(30);
 
+/// When to reconcile after changing the finalizers, should the watch not bring the change
+/// sooner (it normally does within milliseconds).
+const FINALIZER_CHANGE_FALLBACK: Duration = Duration::from_secs(1);
+
 /// Why a step stopped short.
 pub(super) enum Problem {
     /// Needs a change by the user; retried on change or at resync.
@@ -79,7 +83,12 @@ pub(super) async fn reconcile(
     if object.metadata.deletion_timestamp.is_some() {
         return cleanup::on_deletion(&object, &context).await;
     }
-    cleanup::align_finalizer(&object, &context).await?;
+    if cleanup::align_finalizer(&object, &context).await? {
+        // The change of finalizers triggers the next reconcile, which then sees them. Going on
+        // here would let that reconcile start from a cached copy that may not have this one's
+        // status yet, and send the client secret a second time.
+        return Ok(Action::requeue(FINALIZER_CHANGE_FALLBACK));
+    }
 
     let started = Instant::now();
     // A new spec deserves a prompt try, not the wait a failing old one had built up.
