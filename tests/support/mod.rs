@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the kit
 
+pub mod reliability;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;

@@ -1,0 +1,187 @@
+//! Reliability: the operator is killed with SIGKILL at random moments while it converges many
+//! objects, and restarted at once each time. While it is down, a few specs are edited. In the
+//! end every connection in the fake Stytch equals its spec, every status describes the current
+//! generation, and the number of updates stays within a bound derived below.
+//!
+//! # The bound on updates
+//! Every object needs one update (the seeded connections differ from every spec), and each
+//! edit at most one more. A kill can cost more only for reconciles in flight: an update that
+//! reached Stytch whose status was never written. The restarted operator then sees the fields
+//! already right, but not which client secret was sent (Stytch never shows it back, so the
+//! status is the only record), and sends the secret again. At most `--concurrency` reconciles
+//! run at once, so: updates <= objects + edits + kills x concurrency.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use support::reliability::{self, CallCounts, Desired, Fragment, Profile};
+use support::*;
+
+const SCENARIO: &str = "crashes";
+const CLIENT_SECRET: &str = "SENTINEL-CLIENT-SECRET-crashes-5f0c2a91";
+const CONCURRENCY: usize = 16;
+const CONNECTIONS_PER_ORGANIZATION: usize = 20;
+
+/// The sizes of one profile.
+struct Plan {
+    objects: usize,
+    kills: usize,
+    /// How long the operator runs before each kill: drawn from this range, in milliseconds.
+    run_ms: (u64, u64),
+    /// Objects edited while the operator is down, at each kill.
+    edits_per_kill: usize,
+    /// `--stytch-rate-limit` and `--stytch-burst`: sets the pace of convergence, so that the
+    /// kills fall while it is under way.
+    stytch_rate: &'static str,
+    convergence_timeout: Duration,
+}
+
+impl Plan {
+    fn for_profile(profile: Profile) -> Self {
+        profile.pick(
+            Self {
+                objects: 100,
+                kills: 5,
+                run_ms: (500, 2500),
+                edits_per_kill: 3,
+                stytch_rate: "20",
+                convergence_timeout: Duration::from_secs(40),
+            },
+            Self {
+                objects: 1000,
+                kills: 20,
+                run_ms: (1000, 8000),
+                edits_per_kill: 10,
+                stytch_rate: "50",
+                convergence_timeout: Duration::from_secs(300),
+            },
+        )
+    }
+}
+
+#[tokio::test]
+async fn killing_the_operator_during_convergence_loses_no_update() {
+    let profile = Profile::from_env();
+    let plan = Plan::for_profile(profile);
+    let (seed, mut rng) = reliability::seeded_rng(SCENARIO);
+    let namespace = TestNamespace::with_client_secret("rel-crashes", CLIENT_SECRET).await;
+    let mut desired = Desired::many(plan.objects, CONNECTIONS_PER_ORGANIZATION);
+    let fake = FakeStytch::start_with_seed(&namespace.name, reliability::seed(&desired)).await;
+    reliability::create_objects(&namespace, &desired).await;
+
+    let concurrency = CONCURRENCY.to_string();
+    // The resync is long, so that no resync adds calls.
+    let args = [
+        "--concurrency",
+        &concurrency,
+        "--stytch-rate-limit",
+        plan.stytch_rate,
+        "--stytch-burst",
+        plan.stytch_rate,
+        "--resync-interval",
+        "1h",
+    ];
+    let mut operator = namespace.start_operator_named(&fake, "operator-0", &args);
+    let started = Instant::now();
+    let mut kill_log = Vec::new();
+    let mut edits = 0;
+    for kill in 1..=plan.kills {
+        let run = rng.random_range(plan.run_ms.0..=plan.run_ms.1);
+        tokio::time::sleep(Duration::from_millis(run)).await;
+        operator.kill();
+        let updated = updated_connections(&fake).await;
+        kill_log.push(format!(
+            "{:.1}s ({updated}/{} updated)",
+            started.elapsed().as_secs_f64(),
+            plan.objects
+        ));
+        edits += edit_some(
+            &namespace,
+            &mut desired,
+            &mut rng,
+            plan.edits_per_kill,
+            kill,
+        )
+        .await;
+        operator = namespace.start_operator_named(&fake, &format!("operator-{kill}"), &args);
+    }
+
+    let outcome = reliability::wait_for_convergence(
+        &namespace,
+        &fake,
+        &desired,
+        CLIENT_SECRET,
+        plan.convergence_timeout,
+    )
+    .await;
+    let calls = reliability::calls(&fake).await;
+    let counts = CallCounts::of(&calls);
+    let bound = plan.objects + edits + plan.kills * CONCURRENCY;
+    let lost = outcome.as_ref().err().cloned().unwrap_or_default();
+    let fragment = Fragment {
+        scenario: SCENARIO.into(),
+        profile: profile.name().into(),
+        faults_injected: vec![format!(
+            "{} x kill -9 of the operator during convergence, restarted at once",
+            plan.kills
+        )],
+        objects: plan.objects,
+        updates_lost: lost.len(),
+        max_calls_per_object_per_minute: None,
+        bound: format!(
+            "updates <= objects + edits + kills x concurrency = {} + {edits} + {} x \
+             {CONCURRENCY} = {bound}; measured {}",
+            plan.objects, plan.kills, counts.put
+        ),
+        recovery_seconds: outcome.as_ref().ok().map(Duration::as_secs_f64),
+        stytch_calls: counts,
+        passed: lost.is_empty() && counts.put <= bound,
+        notes: format!(
+            "seed {seed}; --stytch-rate-limit and --stytch-burst {}; {edits} spec edits made while the operator was down; kills at {}; \
+             recovery is from the last restart to every object converged; {} updates beyond \
+             one per object and edit; first objects still lost: {:?}",
+            plan.stytch_rate,
+            kill_log.join(", "),
+            counts.put.saturating_sub(plan.objects + edits),
+            lost.iter().take(5).collect::<Vec<_>>()
+        ),
+    };
+    fragment.write();
+
+    assert!(lost.is_empty(), "updates lost: {lost:?}");
+    assert!(
+        counts.put <= bound,
+        "{} updates, over the bound {bound}",
+        counts.put
+    );
+}
+
+/// Connections updated at least once so far, to show the kills came during convergence.
+async fn updated_connections(fake: &FakeStytch) -> usize {
+    let calls = reliability::calls(fake).await;
+    let updated: std::collections::HashSet<&str> = calls
+        .iter()
+        .filter(|call| call.method == "PUT" && call.status == 200)
+        .filter_map(|call| call.connection_id())
+        .collect();
+    updated.len()
+}
+
+/// Edits the display name of `count` random objects; returns how many edits were made.
+async fn edit_some(
+    namespace: &TestNamespace,
+    desired: &mut [Desired],
+    rng: &mut StdRng,
+    count: usize,
+    round: usize,
+) -> usize {
+    for _ in 0..count {
+        let index = rng.random_range(0..desired.len());
+        let name = format!("Object {index} v{round}");
+        reliability::edit_display_name(namespace, &mut desired[index], name).await;
+    }
+    count
+}
