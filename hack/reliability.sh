@@ -40,7 +40,8 @@ assemble_report() {
     }' "${fragments[@]}" </dev/null >"$report_dir/report.json"
 
   jq -r '
-    def cell: if . == null then "-" else tostring end;
+    def cell: if . == null then "-" elif type == "number" then (. * 10 | round / 10 | tostring)
+      else tostring end;
     "# Reliability report",
     "",
     "Generated \(.generated). Profiles: \(.scenarios | map(.profile) | unique | join(", ")).",
@@ -53,7 +54,7 @@ assemble_report() {
     "| scenario | profile | objects | updates lost | max calls/object/min | recovery (s) | Stytch calls (list/put/other) | passed |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
     (.scenarios[] |
-      "| \(.scenario) | \(.profile) | \(.objects) | \(.updates_lost) | \(.max_calls_per_object_per_minute | cell) | \(.recovery_seconds | if . == null then "-" else (. * 10 | round / 10 | tostring) end) | \(.stytch_calls.list)/\(.stytch_calls.put)/\(.stytch_calls.other) | \(.passed) |"),
+      "| \(.scenario) | \(.profile) | \(.objects) | \(.updates_lost) | \(.max_calls_per_object_per_minute | cell) | \(.recovery_seconds | cell) | \(.stytch_calls.list)/\(.stytch_calls.put)/\(.stytch_calls.other) | \(.passed) |"),
     "",
     (.scenarios[] |
       "## \(.scenario)",
