@@ -134,6 +134,8 @@ struct Measured {
     /// Per object, the most calls in any window during the fault.
     most: usize,
     over_bound: Vec<String>,
+    /// Seconds from clearing the faults until Stytch had the last of these objects' updates.
+    recovery: Option<f64>,
 }
 
 #[tokio::test]
@@ -223,6 +225,7 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
                     .filter(|object| most_of(object) > bound)
                     .map(|object| format!("{}: {} calls", object.name, most_of(object)))
                     .collect(),
+                recovery: last_update_after(&calls, objects, fault_end),
             }
         })
         .collect();
@@ -236,10 +239,10 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
             .iter()
             .map(|fault| {
                 format!(
-                    "{} on every call of {} objects for {} s",
+                    "{} on every call of {} objects for {:.1} s",
                     fault.label(),
                     plan.objects_per_fault,
-                    plan.fault_period.as_secs()
+                    fault_end - fault_start
                 )
             })
             .collect(),
@@ -262,9 +265,15 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
             "--backoff-cap {}s, base 1 s, full jitter; bound: most attempts that fit in the \
              window with probability above {TOLERANCE} per object; calls per minute = the most \
              in any {window:.0} s window of the fault period; recovery is from clearing the faults to every object \
-             converged (a call hung at that moment still waits out its 35 s timeout); over \
-             the bound: {over_bound:?}; still lost: {:?}",
+             converged (a call hung at that moment still waits out its 35 s timeout); Stytch \
+             updated after clearing, by fault (s): {}; over the bound: {over_bound:?}; still \
+             lost: {:?}",
             plan.backoff_cap_secs,
+            measured
+                .iter()
+                .map(|m| format!("{} {}", m.fault.label(), seconds(m.recovery)))
+                .collect::<Vec<_>>()
+                .join("; "),
             lost.iter().take(5).collect::<Vec<_>>()
         ),
     };
@@ -285,6 +294,24 @@ async fn edit_every_display_name(namespace: &TestNamespace, desired: &mut [Desir
             reliability::edit_display_name(namespace, object, name)
         })
         .await;
+}
+
+fn seconds(value: Option<f64>) -> String {
+    value.map_or_else(|| "never".into(), |secs| format!("{secs:.1}"))
+}
+
+/// Seconds from `since` until the last of `objects` was updated in Stytch, if all were.
+fn last_update_after(calls: &[reliability::Call], objects: &[Desired], since: f64) -> Option<f64> {
+    objects
+        .iter()
+        .map(|object| {
+            calls
+                .iter()
+                .filter(|c| c.method == "PUT" && c.status == 200 && c.at >= since)
+                .find(|c| c.organization_id() == Some(object.organization_id.as_str()))
+                .map(|c| c.at - since)
+        })
+        .try_fold(0.0, |latest: f64, at| Some(latest.max(at?)))
 }
 
 /// Per object (by name), the most calls in any `window` between `start` and `end`.
