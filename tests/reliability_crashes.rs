@@ -62,6 +62,12 @@ impl Plan {
     }
 }
 
+/// What the kills did: when each came, and how many specs were edited meanwhile.
+struct Chaos {
+    kills: Vec<String>,
+    edits: usize,
+}
+
 #[tokio::test]
 async fn killing_the_operator_during_convergence_loses_no_update() {
     let profile = Profile::from_env();
@@ -72,6 +78,69 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
     let fake = FakeStytch::start_with_seed(&namespace.name, reliability::seed(&desired)).await;
     reliability::create_objects(&namespace, &desired).await;
 
+    let (_operator, chaos) =
+        kill_repeatedly(&namespace, &fake, &mut desired, &plan, &mut rng).await;
+    let outcome = reliability::wait_for_convergence(
+        &namespace,
+        &fake,
+        &desired,
+        CLIENT_SECRET,
+        plan.convergence_timeout,
+    )
+    .await;
+
+    let counts = CallCounts::of(&reliability::calls(&fake).await);
+    let (objects, edits, kills) = (plan.objects, chaos.edits, plan.kills);
+    let bound = objects + edits + kills * CONCURRENCY;
+    let recovery = outcome.as_ref().ok().map(Duration::as_secs_f64);
+    let lost = outcome.err().unwrap_or_default();
+    let fragment = Fragment {
+        scenario: SCENARIO.into(),
+        profile: profile.name().into(),
+        faults_injected: vec![format!(
+            "{kills} x kill -9 of the operator during convergence, restarted at once"
+        )],
+        objects,
+        updates_lost: lost.len(),
+        max_calls_per_object_per_minute: None,
+        bound: format!(
+            "updates <= objects + edits + kills x concurrency = {objects} + {edits} + {kills} x \
+             {CONCURRENCY} = {bound}; measured {}",
+            counts.put
+        ),
+        recovery_seconds: recovery,
+        stytch_calls: counts,
+        passed: lost.is_empty() && counts.put <= bound,
+        notes: format!(
+            "seed {seed}; --stytch-rate-limit and --stytch-burst {}; {edits} spec edits made \
+             while the operator was down; kills at {}; recovery is from the last restart to \
+             every object converged; {} updates beyond one per object and edit; first objects \
+             still lost: {:?}",
+            plan.stytch_rate,
+            chaos.kills.join(", "),
+            counts.put.saturating_sub(objects + edits),
+            lost.iter().take(5).collect::<Vec<_>>()
+        ),
+    };
+    fragment.write();
+
+    assert!(lost.is_empty(), "updates lost: {lost:?}");
+    assert!(
+        counts.put <= bound,
+        "{} updates, over the bound {bound}",
+        counts.put
+    );
+}
+
+/// Runs the operator, and kills and restarts it `plan.kills` times at random moments, editing
+/// a few specs each time while it is down. Returns the last operator, still running.
+async fn kill_repeatedly(
+    namespace: &TestNamespace,
+    fake: &FakeStytch,
+    desired: &mut [Desired],
+    plan: &Plan,
+    rng: &mut StdRng,
+) -> (Operator, Chaos) {
     let concurrency = CONCURRENCY.to_string();
     // The resync is long, so that no resync adds calls.
     let args = [
@@ -84,79 +153,26 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
         "--resync-interval",
         "1h",
     ];
-    let mut operator = namespace.start_operator_named(&fake, "operator-0", &args);
+    let mut operator = namespace.start_operator_named(fake, "operator-0", &args);
     let started = Instant::now();
-    let mut kill_log = Vec::new();
-    let mut edits = 0;
+    let mut chaos = Chaos {
+        kills: Vec::new(),
+        edits: 0,
+    };
     for kill in 1..=plan.kills {
         let run = rng.random_range(plan.run_ms.0..=plan.run_ms.1);
         tokio::time::sleep(Duration::from_millis(run)).await;
         operator.kill();
-        let updated = updated_connections(&fake).await;
-        kill_log.push(format!(
+        let updated = updated_connections(fake).await;
+        chaos.kills.push(format!(
             "{:.1}s ({updated}/{} updated)",
             started.elapsed().as_secs_f64(),
             plan.objects
         ));
-        edits += edit_some(
-            &namespace,
-            &mut desired,
-            &mut rng,
-            plan.edits_per_kill,
-            kill,
-        )
-        .await;
-        operator = namespace.start_operator_named(&fake, &format!("operator-{kill}"), &args);
+        chaos.edits += edit_some(namespace, desired, rng, plan.edits_per_kill, kill).await;
+        operator = namespace.start_operator_named(fake, &format!("operator-{kill}"), &args);
     }
-
-    let outcome = reliability::wait_for_convergence(
-        &namespace,
-        &fake,
-        &desired,
-        CLIENT_SECRET,
-        plan.convergence_timeout,
-    )
-    .await;
-    let calls = reliability::calls(&fake).await;
-    let counts = CallCounts::of(&calls);
-    let bound = plan.objects + edits + plan.kills * CONCURRENCY;
-    let lost = outcome.as_ref().err().cloned().unwrap_or_default();
-    let fragment = Fragment {
-        scenario: SCENARIO.into(),
-        profile: profile.name().into(),
-        faults_injected: vec![format!(
-            "{} x kill -9 of the operator during convergence, restarted at once",
-            plan.kills
-        )],
-        objects: plan.objects,
-        updates_lost: lost.len(),
-        max_calls_per_object_per_minute: None,
-        bound: format!(
-            "updates <= objects + edits + kills x concurrency = {} + {edits} + {} x \
-             {CONCURRENCY} = {bound}; measured {}",
-            plan.objects, plan.kills, counts.put
-        ),
-        recovery_seconds: outcome.as_ref().ok().map(Duration::as_secs_f64),
-        stytch_calls: counts,
-        passed: lost.is_empty() && counts.put <= bound,
-        notes: format!(
-            "seed {seed}; --stytch-rate-limit and --stytch-burst {}; {edits} spec edits made while the operator was down; kills at {}; \
-             recovery is from the last restart to every object converged; {} updates beyond \
-             one per object and edit; first objects still lost: {:?}",
-            plan.stytch_rate,
-            kill_log.join(", "),
-            counts.put.saturating_sub(plan.objects + edits),
-            lost.iter().take(5).collect::<Vec<_>>()
-        ),
-    };
-    fragment.write();
-
-    assert!(lost.is_empty(), "updates lost: {lost:?}");
-    assert!(
-        counts.put <= bound,
-        "{} updates, over the bound {bound}",
-        counts.put
-    );
+    (operator, chaos)
 }
 
 /// Connections updated at least once so far, to show the kills came during convergence.

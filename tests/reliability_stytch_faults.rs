@@ -138,6 +138,20 @@ struct Measured {
     recovery: Option<f64>,
 }
 
+/// When the faults were in force, in seconds since the Unix epoch.
+#[derive(Clone, Copy)]
+struct FaultPeriod {
+    start: f64,
+    end: f64,
+}
+
+impl FaultPeriod {
+    /// The window calls are counted in: a minute, or the whole period when shorter.
+    fn window(self) -> f64 {
+        WINDOW_SECS.min(self.end - self.start)
+    }
+}
+
 #[tokio::test]
 async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backoff() {
     let profile = Profile::from_env();
@@ -145,27 +159,9 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
     let faults = Fault::all(plan.retry_after_secs);
     let namespace = TestNamespace::with_client_secret("rel-faults", CLIENT_SECRET).await;
     let mut desired = Desired::many(faults.len() * plan.objects_per_fault, 1);
-    let fault_of = |index: usize| faults[index / plan.objects_per_fault];
     let fake = FakeStytch::start_with_seed(&namespace.name, reliability::seed(&desired)).await;
     reliability::create_objects(&namespace, &desired).await;
-
-    // Enough concurrency that a hung call does not hold up other objects, and a rate limit
-    // above what the objects' backoff allows, so the backoff alone is measured.
-    let cap = plan.backoff_cap_secs.to_string();
-    let cap = format!("{cap}s");
-    let args = [
-        "--backoff-cap",
-        &cap,
-        "--concurrency",
-        "64",
-        "--stytch-rate-limit",
-        "100",
-        "--stytch-burst",
-        "100",
-        "--resync-interval",
-        "1h",
-    ];
-    let _operator = namespace.start_operator_named(&fake, "operator", &args);
+    let _operator = start_operator(&namespace, &fake, &plan);
     let ready = reliability::wait_for_convergence(
         &namespace,
         &fake,
@@ -179,22 +175,8 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
         "objects not ready before the faults: {ready:?}"
     );
 
-    let fault_start = reliability::now_seconds();
-    let rules: Vec<Value> = desired
-        .iter()
-        .enumerate()
-        .map(|(index, object)| {
-            json!({"operation": "any", "organization_id": object.organization_id,
-                   "action": fault_of(index).action()})
-        })
-        .collect();
-    fake.set_faults(Value::Array(rules)).await;
-    edit_every_display_name(&namespace, &mut desired).await;
-    tokio::time::sleep(plan.fault_period).await;
-    fake.clear_faults().await;
-    let fault_end = reliability::now_seconds();
+    let period = inject_faults(&namespace, &fake, &mut desired, &faults, &plan).await;
     let cleared = Instant::now();
-
     let outcome = reliability::wait_for_convergence(
         &namespace,
         &fake,
@@ -203,35 +185,15 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
         plan.convergence_timeout,
     )
     .await;
-    let recovery = cleared.elapsed();
-    let calls = reliability::calls(&fake).await;
-    let counts = CallCounts::of(&calls);
-    let window = WINDOW_SECS.min(fault_end - fault_start);
-    let cap = plan.backoff_cap_secs as f64;
-    let per_object = calls_per_object(&calls, &desired, fault_start, fault_end, window);
-    let measured: Vec<Measured> = faults
-        .iter()
-        .enumerate()
-        .map(|(kind, &fault)| {
-            let objects = &desired[kind * plan.objects_per_fault..][..plan.objects_per_fault];
-            let bound = attempts_bound(window, cap, fault.floor_secs(cap), TOLERANCE);
-            let most_of = |object: &Desired| per_object.get(&object.name).copied().unwrap_or(0);
-            Measured {
-                fault,
-                bound,
-                most: objects.iter().map(most_of).max().unwrap_or(0),
-                over_bound: objects
-                    .iter()
-                    .filter(|object| most_of(object) > bound)
-                    .map(|object| format!("{}: {} calls", object.name, most_of(object)))
-                    .collect(),
-                recovery: last_update_after(&calls, objects, fault_end),
-            }
-        })
-        .collect();
+    let recovery = outcome
+        .as_ref()
+        .ok()
+        .map(|_| cleared.elapsed().as_secs_f64());
 
-    let lost = outcome.as_ref().err().cloned().unwrap_or_default();
-    let over_bound: Vec<&String> = measured.iter().flat_map(|m| &m.over_bound).collect();
+    let calls = reliability::calls(&fake).await;
+    let measured = measure(&calls, &desired, &faults, &plan, period);
+    let lost = outcome.err().unwrap_or_default();
+    let over_bound: Vec<String> = measured.iter().flat_map(|m| m.over_bound.clone()).collect();
     let fragment = Fragment {
         scenario: SCENARIO.into(),
         profile: profile.name().into(),
@@ -242,7 +204,7 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
                     "{} on every call of {} objects for {:.1} s",
                     fault.label(),
                     plan.objects_per_fault,
-                    fault_end - fault_start
+                    period.end - period.start
                 )
             })
             .collect(),
@@ -250,32 +212,11 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
         updates_lost: lost.len(),
         // Any minute within a shorter fault period holds at most the period's calls.
         max_calls_per_object_per_minute: measured.iter().map(|m| m.most as f64).reduce(f64::max),
-        bound: format!(
-            "calls per object in any {window:.0} s window during the fault, measured <= bound: {}",
-            measured
-                .iter()
-                .map(|m| format!("{} {} <= {}", m.fault.label(), m.most, m.bound))
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        recovery_seconds: outcome.as_ref().ok().map(|_| recovery.as_secs_f64()),
-        stytch_calls: counts,
+        bound: bound_line(&measured, period),
+        recovery_seconds: recovery,
+        stytch_calls: CallCounts::of(&calls),
         passed: lost.is_empty() && over_bound.is_empty(),
-        notes: format!(
-            "--backoff-cap {}s, base 1 s, full jitter; bound: most attempts that fit in the \
-             window with probability above {TOLERANCE} per object; calls per minute = the most \
-             in any {window:.0} s window of the fault period; recovery is from clearing the faults to every object \
-             converged (a call hung at that moment still waits out its 35 s timeout); Stytch \
-             updated after clearing, by fault (s): {}; over the bound: {over_bound:?}; still \
-             lost: {:?}",
-            plan.backoff_cap_secs,
-            measured
-                .iter()
-                .map(|m| format!("{} {}", m.fault.label(), seconds(m.recovery)))
-                .collect::<Vec<_>>()
-                .join("; "),
-            lost.iter().take(5).collect::<Vec<_>>()
-        ),
+        notes: notes(&measured, &plan, period, &over_bound, &lost),
     };
     fragment.write();
 
@@ -284,6 +225,123 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
         over_bound.is_empty(),
         "objects called Stytch more often than their backoff allows: {over_bound:?}"
     );
+}
+
+fn start_operator(namespace: &TestNamespace, fake: &FakeStytch, plan: &Plan) -> Operator {
+    // Enough concurrency that a hung call does not hold up other objects, and a rate limit
+    // above what the objects' backoff allows, so that the backoff alone is measured.
+    let backoff_cap = format!("{}s", plan.backoff_cap_secs);
+    let args = [
+        "--backoff-cap",
+        &backoff_cap,
+        "--concurrency",
+        "64",
+        "--stytch-rate-limit",
+        "100",
+        "--stytch-burst",
+        "100",
+        "--resync-interval",
+        "1h",
+    ];
+    namespace.start_operator_named(fake, "operator", &args)
+}
+
+/// Makes each kind's objects fail on every call, edits every spec so that each object has an
+/// update to make, and clears the faults after the plan's period.
+async fn inject_faults(
+    namespace: &TestNamespace,
+    fake: &FakeStytch,
+    desired: &mut [Desired],
+    faults: &[Fault],
+    plan: &Plan,
+) -> FaultPeriod {
+    let start = reliability::now_seconds();
+    let rules: Vec<Value> = desired
+        .iter()
+        .enumerate()
+        .map(|(index, object)| {
+            let fault = faults[index / plan.objects_per_fault];
+            json!({"operation": "any", "organization_id": object.organization_id,
+                   "action": fault.action()})
+        })
+        .collect();
+    fake.set_faults(Value::Array(rules)).await;
+    edit_every_display_name(namespace, desired).await;
+    tokio::time::sleep(plan.fault_period).await;
+    fake.clear_faults().await;
+    FaultPeriod {
+        start,
+        end: reliability::now_seconds(),
+    }
+}
+
+/// Each fault kind's calls during the fault against its bound, and its recovery.
+fn measure(
+    calls: &[reliability::Call],
+    desired: &[Desired],
+    faults: &[Fault],
+    plan: &Plan,
+    period: FaultPeriod,
+) -> Vec<Measured> {
+    let cap = plan.backoff_cap_secs as f64;
+    let per_object = calls_per_object(calls, desired, period);
+    faults
+        .iter()
+        .enumerate()
+        .map(|(kind, &fault)| {
+            let objects = &desired[kind * plan.objects_per_fault..][..plan.objects_per_fault];
+            let bound = attempts_bound(period.window(), cap, fault.floor_secs(cap), TOLERANCE);
+            let most_of = |object: &Desired| per_object.get(&object.name).copied().unwrap_or(0);
+            Measured {
+                fault,
+                bound,
+                most: objects.iter().map(most_of).max().unwrap_or(0),
+                over_bound: objects
+                    .iter()
+                    .filter(|object| most_of(object) > bound)
+                    .map(|object| format!("{}: {} calls", object.name, most_of(object)))
+                    .collect(),
+                recovery: last_update_after(calls, objects, period.end),
+            }
+        })
+        .collect()
+}
+
+fn bound_line(measured: &[Measured], period: FaultPeriod) -> String {
+    let kinds: Vec<String> = measured
+        .iter()
+        .map(|m| format!("{} {} <= {}", m.fault.label(), m.most, m.bound))
+        .collect();
+    format!(
+        "calls per object in any {:.0} s window during the fault, measured <= bound: {}",
+        period.window(),
+        kinds.join("; ")
+    )
+}
+
+fn notes(
+    measured: &[Measured],
+    plan: &Plan,
+    period: FaultPeriod,
+    over_bound: &[String],
+    lost: &[String],
+) -> String {
+    let recoveries: Vec<String> = measured
+        .iter()
+        .map(|m| format!("{} {}", m.fault.label(), seconds(m.recovery)))
+        .collect();
+    format!(
+        "--backoff-cap {}s, base 1 s, full jitter; bound: most attempts that fit in the window \
+         with probability above {TOLERANCE} per object; calls per minute = the most in any \
+         {:.0} s window of the fault period; recovery is from clearing the faults to every \
+         object converged (a call hung at that moment still waits out its 35 s timeout); \
+         Stytch updated after clearing, by fault (s): {}; over the bound: {over_bound:?}; \
+         still lost: {:?}",
+        plan.backoff_cap_secs,
+        period.window(),
+        recoveries.join("; "),
+        lost.iter().take(5).collect::<Vec<_>>()
+    )
 }
 
 /// Edits every object's display name at once, so that each object has an update to make.
@@ -314,20 +372,21 @@ fn last_update_after(calls: &[reliability::Call], objects: &[Desired], since: f6
         .try_fold(0.0, |latest: f64, at| Some(latest.max(at?)))
 }
 
-/// Per object (by name), the most calls in any `window` between `start` and `end`.
+/// Per object (by name), the most calls in any window of the fault period.
 fn calls_per_object(
     calls: &[reliability::Call],
     desired: &[Desired],
-    start: f64,
-    end: f64,
-    window: f64,
+    period: FaultPeriod,
 ) -> HashMap<String, usize> {
     let object_of: HashMap<&str, &str> = desired
         .iter()
         .map(|object| (object.organization_id.as_str(), object.name.as_str()))
         .collect();
     let mut times: HashMap<&str, Vec<f64>> = HashMap::new();
-    for call in calls.iter().filter(|c| c.at >= start && c.at <= end) {
+    for call in calls
+        .iter()
+        .filter(|c| c.at >= period.start && c.at <= period.end)
+    {
         if let Some(object) = call.organization_id().and_then(|org| object_of.get(org)) {
             times.entry(object).or_default().push(call.at);
         }
@@ -335,7 +394,7 @@ fn calls_per_object(
     times
         .into_iter()
         .map(|(object, times)| {
-            let most = reliability::max_in_window(&times, window);
+            let most = reliability::max_in_window(&times, period.window());
             (object.to_owned(), most)
         })
         .collect()
