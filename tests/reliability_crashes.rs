@@ -62,10 +62,30 @@ impl Plan {
     }
 }
 
-/// What the kills did: when each came, and how many specs were edited meanwhile.
+/// What the kills did: when each came (seconds after the first start) and how many connections
+/// Stytch had updated by then, and how many specs were edited meanwhile.
 struct Chaos {
-    kills: Vec<String>,
+    kills: Vec<(f64, usize)>,
     edits: usize,
+}
+
+impl Chaos {
+    /// Kills that came while some connection still awaited its first update.
+    fn during_convergence(&self, objects: usize) -> usize {
+        self.kills
+            .iter()
+            .filter(|(_, updated)| *updated < objects)
+            .count()
+    }
+
+    fn describe(&self, objects: usize) -> String {
+        let kills: Vec<String> = self
+            .kills
+            .iter()
+            .map(|(at, updated)| format!("{at:.1}s ({updated}/{objects} updated)"))
+            .collect();
+        kills.join(", ")
+    }
 }
 
 #[tokio::test]
@@ -94,6 +114,9 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
     let bound = objects + edits + kills * CONCURRENCY;
     let recovery = outcome.as_ref().ok().map(Duration::as_secs_f64);
     let lost = outcome.err().unwrap_or_default();
+    // Kills after convergence would prove little; most must fall while it is under way.
+    let during = chaos.during_convergence(objects);
+    let telling = during * 2 > kills;
     let fragment = Fragment {
         scenario: SCENARIO.into(),
         profile: profile.name().into(),
@@ -110,14 +133,14 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
         ),
         recovery_seconds: recovery,
         stytch_calls: counts,
-        passed: lost.is_empty() && counts.put <= bound,
+        passed: lost.is_empty() && counts.put <= bound && telling,
         notes: format!(
             "seed {seed}; --stytch-rate-limit and --stytch-burst {}; {edits} spec edits made \
-             while the operator was down; kills at {}; recovery is from the last restart to \
-             every object converged; {} updates beyond one per object and edit; first objects \
-             still lost: {:?}",
+             while the operator was down; {during} of {kills} kills during convergence, at {}; \
+             recovery is from the last restart to every object converged; {} updates beyond \
+             one per object and edit; first objects still lost: {:?}",
             plan.stytch_rate,
-            chaos.kills.join(", "),
+            chaos.describe(objects),
             counts.put.saturating_sub(objects + edits),
             lost.iter().take(5).collect::<Vec<_>>()
         ),
@@ -125,6 +148,11 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
     fragment.write();
 
     assert!(lost.is_empty(), "updates lost: {lost:?}");
+    assert!(
+        telling,
+        "only {during} of {kills} kills came during convergence: {}",
+        chaos.describe(objects)
+    );
     assert!(
         counts.put <= bound,
         "{} updates, over the bound {bound}",
@@ -164,11 +192,7 @@ async fn kill_repeatedly(
         tokio::time::sleep(Duration::from_millis(run)).await;
         operator.kill();
         let updated = updated_connections(fake).await;
-        chaos.kills.push(format!(
-            "{:.1}s ({updated}/{} updated)",
-            started.elapsed().as_secs_f64(),
-            plan.objects
-        ));
+        chaos.kills.push((started.elapsed().as_secs_f64(), updated));
         chaos.edits += edit_some(namespace, desired, rng, plan.edits_per_kill, kill).await;
         operator = namespace.start_operator_named(fake, &format!("operator-{kill}"), &args);
     }
