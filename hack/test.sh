@@ -21,6 +21,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The end-to-end tests start both binaries as processes of their own.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
+# The reliability scenarios ran above at their short profile; assemble their report.
+hack/reliability.sh --report-only
 # The Helm chart: lint and schemas, then installed on the control plane, where its
 # ServiceAccount's rights are checked and the operator reconciles with that identity.
 hack/chart-test.sh all

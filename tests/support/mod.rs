@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the kit
 
 pub mod private_control_plane;
+pub mod reliability;
 pub mod reliability_fragment;
 
 use std::path::{Path, PathBuf};
