@@ -38,20 +38,39 @@ pub async fn read_key(
     role: &str,
     reason_prefix: &str,
 ) -> Result<SecretString, ReadError> {
+    let mut values = read_keys(api, namespace, name, &[key], role, reason_prefix).await?;
+    Ok(values.remove(0))
+}
+
+/// Reads several keys of one Secret with one GET, in the order of `keys`.
+pub async fn read_keys(
+    api: &Api<Secret>,
+    namespace: &str,
+    name: &str,
+    keys: &[&str],
+    role: &str,
+    reason_prefix: &str,
+) -> Result<Vec<SecretString>, ReadError> {
     let secret = match api.get_opt(name).await {
         Ok(Some(secret)) => secret,
         Ok(None) => {
+            let noun = if keys.len() > 1 { "keys" } else { "key" };
+            let quoted: Vec<String> = keys.iter().map(|key| format!("\"{key}\"")).collect();
+            let keys = quoted.join(" and ");
             return Err(ReadError::Invalid(Failure::new(
                 format!("{reason_prefix}NotFound"),
                 format!(
                     "Secret {namespace}/{name}, which holds the {role}, does not exist. \
-                     Create it with the key \"{key}\"."
+                     Create it with the {noun} {keys}."
                 ),
             )));
         }
         Err(error) => return Err(ReadError::Api(Error::Kube(error))),
     };
-    value_of(&secret, namespace, name, key, role, reason_prefix).map_err(ReadError::Invalid)
+    keys.iter()
+        .map(|key| value_of(&secret, namespace, name, key, role, reason_prefix))
+        .collect::<Result<_, _>>()
+        .map_err(ReadError::Invalid)
 }
 
 /// Extracts and checks one value; pure, for tests.

@@ -203,21 +203,18 @@ async fn project_credentials(
     role: &str,
 ) -> Result<ProjectCredentials, Problem> {
     let api: Api<Secret> = Api::namespaced(context.client.clone(), &name.namespace);
-    let read = |key| secrets::read_key(&api, &name.namespace, &name.name, key, role, "Credentials");
-    let project_id: SecretString = read(PROJECT_ID_KEY).await.map_err(|error| match error {
-        // The generic message names only the key that was looked for first.
-        secrets::ReadError::Invalid(failure) if failure.reason == "CredentialsNotFound" => {
-            Problem::Stable(Failure::new(
-                "CredentialsNotFound",
-                format!(
-                    "Secret {name}, which holds the {role}, does not exist. Create it with the \
-                     keys \"{PROJECT_ID_KEY}\" and \"{PROJECT_SECRET_KEY}\"."
-                ),
-            ))
-        }
-        other => other.into(),
-    })?;
-    let secret = read(PROJECT_SECRET_KEY).await?;
+    let keys = [PROJECT_ID_KEY, PROJECT_SECRET_KEY];
+    let read = secrets::read_keys(
+        &api,
+        &name.namespace,
+        &name.name,
+        &keys,
+        role,
+        "Credentials",
+    );
+    let Ok([project_id, secret]) = <[SecretString; 2]>::try_from(read.await?) else {
+        unreachable!("read_keys returns one value per key");
+    };
     Ok(ProjectCredentials {
         project_id: project_id.expose_secret().to_owned(),
         secret,
