@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rand::rngs::StdRng;
-use support::reliability::{self, CallCounts, Desired, Fragment, Profile};
+use support::reliability::{self, Desired, Fragment, Profile, StytchCalls};
 use support::*;
 
 const SCENARIO: &str = "crashes";
@@ -109,7 +109,7 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
     )
     .await;
 
-    let counts = CallCounts::of(&reliability::calls(&fake).await);
+    let counts = StytchCalls::of(&reliability::calls(&fake).await);
     let (objects, edits, kills) = (plan.objects, chaos.edits, plan.kills);
     let bound = objects + edits + kills * CONCURRENCY;
     let recovery = outcome.as_ref().ok().map(Duration::as_secs_f64);
@@ -119,7 +119,7 @@ async fn killing_the_operator_during_convergence_loses_no_update() {
     let telling = during * 2 > kills;
     let fragment = Fragment {
         scenario: SCENARIO.into(),
-        profile: profile.name().into(),
+        profile,
         faults_injected: vec![format!(
             "{kills} x kill -9 of the operator during convergence, restarted at once"
         )],
