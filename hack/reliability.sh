@@ -4,7 +4,8 @@
 #   hack/reliability.sh [SCENARIO...]     run tests/reliability_<SCENARIO>.rs (default: all)
 #   hack/reliability.sh --report-only     only assemble the report from the last fragments
 #
-# Each scenario writes a JSON fragment to <target>/debug/reliability/<scenario>.json; this
+# Each scenario writes a JSON fragment to <target>/debug/reliability/<scenario>.json (or
+# <scenario>_<part>.json, one per part, when its file holds several); this
 # script assembles them into <target>/reliability/report.md and report.json (<target> is
 # CARGO_TARGET_DIR or ./target), with each scenario's test output beside them. It exits
 # non-zero when a scenario failed or wrote no fragment; the report is written anyway.
@@ -16,26 +17,34 @@ target_dir=${CARGO_TARGET_DIR:-$PWD/target}
 fragments_dir=$target_dir/debug/reliability
 report_dir=$target_dir/reliability
 
-# Writes report.json and report.md from the fragments of the scenarios named.
+# Writes report.json and report.md from the fragments of the scenarios named: <scenario>.json,
+# or <scenario>_<part>.json for each part of a file that holds several.
 assemble_report() {
   local scenarios_json
   scenarios_json=$(printf '%s\n' "$@" | jq -R . | jq -s .)
   local fragments=()
-  local scenario
+  local scenario fragment
   for scenario in "$@"; do
-    [[ -f $fragments_dir/$scenario.json ]] && fragments+=("$fragments_dir/$scenario.json")
+    for fragment in "$fragments_dir/$scenario.json" "$fragments_dir/$scenario"_*.json; do
+      [[ -f $fragment ]] && fragments+=("$fragment")
+    done
   done
-  jq -s --argjson expected "$scenarios_json" --arg generated "$(date -u +%FT%TZ)" '
-    {
+  jq -n --argjson expected "$scenarios_json" --arg generated "$(date -u +%FT%TZ)" '
+    [inputs] as $fragments
+    | [$expected[] as $scenario
+       | select($fragments
+           | any(.scenario == $scenario or (.scenario | startswith($scenario + "_"))) | not)
+       | $scenario] as $missing
+    | {
       generated: $generated,
-      scenarios: .,
-      missing: ($expected - map(.scenario)),
+      scenarios: $fragments,
+      missing: $missing,
       totals: {
-        updates_lost: (map(.updates_lost) | add // 0),
+        updates_lost: ($fragments | map(.updates_lost) | add // 0),
         max_calls_per_object_per_minute:
-          (map(.max_calls_per_object_per_minute // empty) | max),
-        faults_injected: (map(.faults_injected | length) | add // 0),
-        passed: ((map(.passed) | all) and (($expected - map(.scenario)) | length == 0))
+          ($fragments | map(.max_calls_per_object_per_minute // empty) | max),
+        faults_injected: ($fragments | map(.faults_injected | length) | add // 0),
+        passed: (($fragments | map(.passed) | all) and ($missing | length == 0))
       }
     }' "${fragments[@]}" </dev/null >"$report_dir/report.json"
 

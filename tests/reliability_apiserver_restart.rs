@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 use stytch_sso_operator::crd::OidcConnection;
 use support::private_control_plane::{PrivateControlPlane, client_for};
-use support::reliability_fragment::{
-    Fragment, Profile, StytchCalls, lost_update, max_calls_per_connection_per_minute, seconds,
+use support::reliability::{
+    self, Call, Fragment, Profile, StytchCalls, lost_update, max_calls_per_connection_per_minute,
+    seconds, spec_with_identity_provider,
 };
 use support::*;
 
@@ -45,41 +46,25 @@ fn secret_name(index: usize) -> &'static str {
 }
 
 fn object(index: usize) -> OidcConnection {
-    let idp = "https://idp.example.test/restart";
     let policy = if index == 0 { "Delete" } else { "Orphan" };
-    serde_json::from_value(json!({
-        "apiVersion": "sso.stytch-operator.dev/v1alpha1",
-        "kind": "OidcConnection",
-        "metadata": {"name": format!("o-{index}")},
-        "spec": {
+    let spec = spec_with_identity_provider(
+        "https://idp.example.test/restart",
+        json!({
             "organizationId": ORGANIZATION_ID,
             "connectionId": format!("conn-{index}"),
             "displayName": format!("Created {index}"),
             "clientId": format!("client-{index}"),
-            "identityProvider": "okta",
-            "issuer": idp,
-            "authorizationUrl": format!("{idp}/authorize"),
-            "tokenUrl": format!("{idp}/token"),
-            "userinfoUrl": format!("{idp}/userinfo"),
-            "jwksUrl": format!("{idp}/keys"),
             "clientSecretRef": {"name": secret_name(index), "key": "client_secret"},
             "deletionPolicy": policy,
-        },
+        }),
+    );
+    serde_json::from_value(json!({
+        "apiVersion": "sso.stytch-operator.dev/v1alpha1",
+        "kind": "OidcConnection",
+        "metadata": {"name": format!("o-{index}")},
+        "spec": spec,
     }))
     .unwrap()
-}
-
-/// Every connection the fake holds, by id, read in one call.
-async fn fake_connections(fake: &FakeStytch) -> HashMap<String, Value> {
-    let url = format!("{}/_fake/state", fake.api_url);
-    let state: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    state["organizations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|org| org["connections"].as_array().unwrap().iter())
-        .map(|c| (c["connection_id"].as_str().unwrap().to_owned(), c.clone()))
-        .collect()
 }
 
 /// What still differs between the cluster and the fake (empty when every update arrived):
@@ -93,7 +78,7 @@ async fn differences(
 ) -> Result<Vec<String>, kube::Error> {
     let api: Api<OidcConnection> = Api::namespaced(client.clone(), NAMESPACE);
     let objects = api.list(&ListParams::default()).await?.items;
-    let connections = fake_connections(fake).await;
+    let connections = reliability::connections(fake).await;
     let mut differences = Vec::new();
     for object in &objects {
         let secret = object.spec.client_secret_ref.as_ref().unwrap();
@@ -185,8 +170,8 @@ fn create_secret(plane: &PrivateControlPlane, name: &str, value: &str) {
 }
 
 /// Calls that changed something in the fake.
-fn writes(calls: &[Value]) -> usize {
-    calls.iter().filter(|c| c["method"] != "GET").count()
+fn writes(calls: &[Call]) -> usize {
+    calls.iter().filter(|c| c.method != "GET").count()
 }
 
 #[tokio::test]
@@ -225,7 +210,7 @@ async fn edits_made_while_the_api_server_is_down_are_applied_once_it_returns() {
 
     // Phase 1: edits through a second API server while the operator's one is down.
     let second = client_for(&plane.add_apiserver("second")).await;
-    let before_stop = fake.calls().await;
+    let before_stop = reliability::calls(&fake).await;
     plane.stop("kube-apiserver");
     let stopped = Instant::now();
     edit_display_names(&second, count, "Edited while down").await;
@@ -237,7 +222,7 @@ async fn edits_made_while_the_api_server_is_down_are_applied_once_it_returns() {
         .await
         .unwrap();
     tokio::time::sleep(downtime.saturating_sub(stopped.elapsed())).await;
-    let writes_while_down = writes(&fake.calls().await) - writes(&before_stop);
+    let writes_while_down = writes(&reliability::calls(&fake).await) - writes(&before_stop);
     let returned = plane.start("kube-apiserver");
     let phase_one = converged(&client, &fake, &secrets, true, returned, timeout).await;
     plane.stop("second");
@@ -256,7 +241,7 @@ async fn edits_made_while_the_api_server_is_down_are_applied_once_it_returns() {
     let same_process_two = operator.is_running() && operator.pid() == pid;
 
     fake.settle().await;
-    let calls = fake.calls().await;
+    let calls = reliability::calls(&fake).await;
     let lost = differences(&client, &fake, &secrets, true).await.unwrap();
     let stytch_calls = StytchCalls::of(&calls);
     // One update per object at creation, and per phase at most one for the spec edit and one
@@ -295,7 +280,7 @@ async fn edits_made_while_the_api_server_is_down_are_applied_once_it_returns() {
     };
     let fragment = Fragment {
         scenario: "apiserver_restart".into(),
-        profile: profile.name(),
+        profile,
         faults_injected: vec![
             format!("kube-apiserver stopped for {downtime:?}, edits through a second API server"),
             format!("kube-apiserver and etcd stopped for {downtime:?}"),

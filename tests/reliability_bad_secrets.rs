@@ -17,8 +17,9 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::reliability_fragment::{
-    Fragment, Profile, StytchCalls, lost_update, max_calls_per_connection_per_minute, seconds,
+use support::reliability::{
+    self, Call, Fragment, Profile, StytchCalls, lost_update, max_calls_per_connection_per_minute,
+    seconds,
 };
 use support::*;
 
@@ -143,16 +144,11 @@ fn object_manifest(case: &Case) -> String {
 }
 
 /// Calls the fake received for the case's organization.
-fn calls_for(calls: &[serde_json::Value], case: &Case) -> usize {
+fn calls_for(calls: &[Call], case: &Case) -> usize {
     let organization = organization_of(case);
     calls
         .iter()
-        .filter(|call| {
-            call["path"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(&organization)
-        })
+        .filter(|call| call.organization_id() == Some(organization.as_str()))
         .count()
 }
 
@@ -231,7 +227,7 @@ async fn each_bad_secret_gives_a_clear_condition_no_stytch_call_and_recovers_onc
     }
     // Time for any call a bad Secret might wrongly cause to show in the call log.
     fake.settle().await;
-    let before_fix = fake.calls().await;
+    let before_fix = reliability::calls(&fake).await;
     for case in &cases {
         let made = calls_for(&before_fix, case);
         if made != case.calls_before_fix {
@@ -287,7 +283,7 @@ async fn each_bad_secret_gives_a_clear_condition_no_stytch_call_and_recovers_onc
     }
     fake.settle().await;
 
-    let calls = fake.calls().await;
+    let calls = reliability::calls(&fake).await;
     let mut updates_lost = 0;
     for case in &cases {
         let object = namespace.get(case.name).await;
@@ -307,14 +303,16 @@ async fn each_bad_secret_gives_a_clear_condition_no_stytch_call_and_recovers_onc
     }
     let secret_leaked = operator.log().contains("SENTINEL")
         || format!("{events:?}").contains("SENTINEL")
-        || serde_json::to_string(&calls).unwrap().contains("SENTINEL");
+        || serde_json::to_string(&fake.calls().await)
+            .unwrap()
+            .contains("SENTINEL");
     if secret_leaked {
         problems.push("a Secret value appears in the log, Events or the call log".into());
     }
 
     let fragment = Fragment {
         scenario: SCENARIO.into(),
-        profile: profile.name(),
+        profile,
         faults_injected: cases
             .iter()
             .map(|case| format!("secret:{}", case.name))

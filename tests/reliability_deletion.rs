@@ -19,8 +19,9 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use stytch_sso_operator::crd::OidcConnection;
-use support::reliability_fragment::{
-    Fragment, Profile, StytchCalls, max_calls_per_connection_per_minute, seconds,
+use support::reliability::{
+    self, Call, Fragment, Profile, StytchCalls, max_calls_per_connection_per_minute, seconds,
+    spec_with_identity_provider,
 };
 use support::*;
 
@@ -29,20 +30,16 @@ const CLIENT_SECRET: &str = "SENTINEL-DELETION-CLIENT-SECRET-52a1";
 
 /// Spec lines that make a connection active without discovery, with a deletion policy.
 fn spec(policy: &str) -> Value {
-    let idp = "https://idp.example.test/deletion";
-    json!({
-        "organizationId": ORGANIZATION_ID,
-        "displayName": "Deletion",
-        "clientId": "client-deletion",
-        "identityProvider": "okta",
-        "issuer": idp,
-        "authorizationUrl": format!("{idp}/authorize"),
-        "tokenUrl": format!("{idp}/token"),
-        "userinfoUrl": format!("{idp}/userinfo"),
-        "jwksUrl": format!("{idp}/keys"),
-        "clientSecretRef": {"name": "acme-oidc", "key": "client_secret"},
-        "deletionPolicy": policy,
-    })
+    spec_with_identity_provider(
+        "https://idp.example.test/deletion",
+        json!({
+            "organizationId": ORGANIZATION_ID,
+            "displayName": "Deletion",
+            "clientId": "client-deletion",
+            "clientSecretRef": {"name": "acme-oidc", "key": "client_secret"},
+            "deletionPolicy": policy,
+        }),
+    )
 }
 
 fn object(name: &str, connection_id: &str, policy: &str) -> OidcConnection {
@@ -66,12 +63,11 @@ fn policy_of(index: usize) -> &'static str {
 }
 
 /// DELETE calls the fake received, by connection id.
-fn deletes_by_connection(calls: &[Value]) -> BTreeMap<String, usize> {
+fn deletes_by_connection(calls: &[Call]) -> BTreeMap<&str, usize> {
     let mut counts = BTreeMap::new();
-    for call in calls.iter().filter(|call| call["method"] == "DELETE") {
-        let path = call["path"].as_str().unwrap_or_default();
-        if let Some((_, connection)) = path.split_once("/connections/") {
-            *counts.entry(connection.to_owned()).or_default() += 1;
+    for call in calls.iter().filter(|call| call.method == "DELETE") {
+        if let Some(connection) = call.connection_id() {
+            *counts.entry(connection).or_default() += 1;
         }
     }
     counts
@@ -86,12 +82,7 @@ async fn objects_left(client: &Client, namespace: &str) -> usize {
 /// A namespace with the client secret Secret and `count` objects, every other one with
 /// `deletionPolicy: Delete`, for connections `{prefix}-{i}`.
 async fn populated_namespace(client: &Client, name: &str, prefix: &str, count: usize) {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    namespaces
-        .create(&PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    create_namespace(client, name).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), name);
     let secret = serde_json::from_value(json!({
         "metadata": {"name": "acme-oidc"},
@@ -133,6 +124,17 @@ async fn all_ready(client: &Client, namespace: &str, timeout: Duration) {
         },
     )
     .await;
+}
+
+/// Removes the `kubernetes` finalizer of a namespace being deleted, as the namespace controller
+/// does once the namespace is empty.
+async fn finalize(namespaces: &Api<Namespace>, name: &str) {
+    let mut namespace = namespaces.get(name).await.unwrap();
+    namespace.spec.get_or_insert_default().finalizers = Some(Vec::new());
+    namespaces
+        .replace_subresource("finalize", name, &PostParams::default(), &namespace)
+        .await
+        .unwrap();
 }
 
 /// What the namespace controller does with a namespace being deleted, in one of its possible
@@ -187,12 +189,7 @@ async fn delete_namespace_as_its_controller_would(
         .await
         .unwrap();
 
-    let mut namespace = namespaces.get(name).await.unwrap();
-    namespace.spec.get_or_insert_default().finalizers = Some(Vec::new());
-    namespaces
-        .replace_subresource("finalize", name, &PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    finalize(&namespaces, name).await;
     let what = format!("namespace {name} to be gone");
     let remaining = bound.saturating_sub(started.elapsed());
     eventually(&what, remaining, || async {
@@ -238,7 +235,7 @@ async fn a_namespace_deleted_with_secrets_and_objects_inside_goes_away() {
     for (namespace, _) in &orders {
         all_ready(&client, namespace, bound).await;
     }
-    let before = fake.calls().await.len();
+    let before = reliability::calls(&fake).await.len();
 
     let mut problems = Vec::new();
     let mut slowest = Duration::ZERO;
@@ -254,13 +251,13 @@ async fn a_namespace_deleted_with_secrets_and_objects_inside_goes_away() {
         slowest = slowest.max(took);
     }
 
-    let calls = fake.calls().await;
+    let calls = reliability::calls(&fake).await;
     let deletes = deletes_by_connection(&calls[before..]);
     let mut updates_lost = 0;
     for (namespace, _) in &orders {
         for i in 0..per_namespace {
             let connection_id = format!("{namespace}-{i}");
-            let deleted = deletes.get(&connection_id).copied().unwrap_or(0);
+            let deleted = deletes.get(connection_id.as_str()).copied().unwrap_or(0);
             let exists = fake.find_connection(&connection_id).await.is_some();
             let expected = usize::from(policy_of(i) == "Delete");
             if deleted != expected || exists == (expected == 1) {
@@ -274,7 +271,7 @@ async fn a_namespace_deleted_with_secrets_and_objects_inside_goes_away() {
     }
     let fragment = Fragment {
         scenario: "deletion_namespace".into(),
-        profile: profile.name(),
+        profile,
         faults_injected: vec![
             "namespace deleted with Secrets deleted before the objects".into(),
             "namespace deleted with objects deleted before the Secrets".into(),
@@ -393,14 +390,9 @@ async fn objects_reading_credentials_from_a_namespace_being_deleted_say_why_they
     )
     .await;
     let released = deleted_at.elapsed();
-    let mut namespace = namespaces.get(&doomed).await.unwrap();
-    namespace.spec.get_or_insert_default().finalizers = Some(Vec::new());
-    namespaces
-        .replace_subresource("finalize", &doomed, &PostParams::default(), &namespace)
-        .await
-        .unwrap();
+    finalize(&namespaces, &doomed).await;
 
-    let calls = fake.calls().await;
+    let calls = reliability::calls(&fake).await;
     let kept = futures::future::join_all(connection_ids.iter().map(|id| fake.find_connection(id)));
     let kept = kept.await.iter().filter(|c| c.is_some()).count();
     if kept != count {
@@ -411,7 +403,7 @@ async fn objects_reading_credentials_from_a_namespace_being_deleted_say_why_they
     }
     let fragment = Fragment {
         scenario: "deletion_namespace_credentials_inside".into(),
-        profile: profile.name(),
+        profile,
         faults_injected: vec![
             "namespace deleted, Secrets first, with the objects' credentialsRef Secret inside"
                 .into(),
@@ -534,12 +526,15 @@ async fn rapid_create_and_delete_churn_leaves_nothing_stuck() {
             object.metadata.name, object.metadata.finalizers
         ));
     }
-    let calls = fake.calls().await;
+    let calls = reliability::calls(&fake).await;
     let deletes = deletes_by_connection(&calls);
     let mut updates_lost = 0;
     for cycle in &done {
         let expected = usize::from(cycle.policy == "Delete" && cycle.finalizer_at_deletion);
-        let deleted = deletes.get(&cycle.connection_id).copied().unwrap_or(0);
+        let deleted = deletes
+            .get(cycle.connection_id.as_str())
+            .copied()
+            .unwrap_or(0);
         let exists = fake.find_connection(&cycle.connection_id).await.is_some();
         if deleted != expected || exists == (expected == 1) {
             updates_lost += 1;
@@ -558,7 +553,7 @@ async fn rapid_create_and_delete_churn_leaves_nothing_stuck() {
     let with_finalizer = done.iter().filter(|c| c.finalizer_at_deletion).count();
     let fragment = Fragment {
         scenario: "deletion_churn".into(),
-        profile: profile.name(),
+        profile,
         faults_injected: vec![format!(
             "{cycles} create/delete cycles in {lanes} parallel lanes, each deleted after a \
              random 0-{linger:?}"

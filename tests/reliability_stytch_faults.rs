@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::reliability::{self, CallCounts, Desired, Fragment, Profile};
+use support::reliability::{self, Desired, Fragment, Profile, StytchCalls};
 use support::*;
 
 const SCENARIO: &str = "stytch_faults";
@@ -196,7 +196,7 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
     let over_bound: Vec<String> = measured.iter().flat_map(|m| m.over_bound.clone()).collect();
     let fragment = Fragment {
         scenario: SCENARIO.into(),
-        profile: profile.name().into(),
+        profile,
         faults_injected: faults
             .iter()
             .map(|fault| {
@@ -214,7 +214,7 @@ async fn after_each_kind_of_stytch_fault_every_object_converges_within_its_backo
         max_calls_per_object_per_minute: measured.iter().map(|m| m.most as f64).reduce(f64::max),
         bound: bound_line(&measured, period),
         recovery_seconds: recovery,
-        stytch_calls: CallCounts::of(&calls),
+        stytch_calls: StytchCalls::of(&calls),
         passed: lost.is_empty() && over_bound.is_empty(),
         notes: notes(&measured, &plan, period, &over_bound, &lost),
     };

@@ -8,7 +8,6 @@
 
 pub mod private_control_plane;
 pub mod reliability;
-pub mod reliability_fragment;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -288,6 +287,16 @@ pub fn redacted(secret: &str) -> String {
     format!("redacted:sha256:{}", &hex[..16])
 }
 
+/// Creates namespace `name`, empty.
+pub async fn create_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap();
+}
+
 /// A namespace of one test's own, with the project credentials Secret, deleted on drop.
 pub struct TestNamespace {
     pub name: String,
@@ -299,12 +308,7 @@ impl TestNamespace {
         let client = client().await;
         let suffix: u32 = rand::random::<u32>() % 100_000;
         let name = format!("e2e-{test}-{suffix}").replace('_', "-");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-        namespaces
-            .create(&PostParams::default(), &namespace)
-            .await
-            .unwrap();
+        create_namespace(&client, &name).await;
         let namespace = Self { name, client };
         namespace
             .put_secret(

@@ -6,6 +6,11 @@
 //! `RELIABILITY_PROFILE=short` (the default, what `cargo test` runs) keeps each scenario under
 //! about a minute; `RELIABILITY_PROFILE=full` runs the sizes the report states.
 //!
+//! # Fragments
+//! Each scenario writes `<target dir>/reliability/<scenario>.json` before it asserts, so that a
+//! failed run still reports. A test file holding several scenarios names them
+//! `<file's scenario>_<part>`; the report takes both forms as the file's.
+//!
 //! # Repeatability
 //! Random choices (when to kill, which object to edit) come from one seed per run, printed and
 //! written into the fragment's notes; `RELIABILITY_SEED=N` replays a run's choices. Timing on a
@@ -26,7 +31,8 @@ use stytch_sso_operator::crd::OidcConnection;
 use super::{FakeStytch, PROJECT_ID, PROJECT_SECRET, TestNamespace, redacted, target_dir};
 
 /// Which sizes a scenario runs with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Profile {
     Short,
     Full,
@@ -39,13 +45,6 @@ impl Profile {
             Err(_) | Ok("" | "short") => Self::Short,
             Ok("full") => Self::Full,
             Ok(other) => panic!("RELIABILITY_PROFILE must be short or full, not {other:?}"),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Short => "short",
-            Self::Full => "full",
         }
     }
 
@@ -70,13 +69,13 @@ pub fn seeded_rng(scenario: &str) -> (u64, StdRng) {
 
 /// Stytch calls by kind, over a whole scenario.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct CallCounts {
+pub struct StytchCalls {
     pub list: usize,
     pub put: usize,
     pub other: usize,
 }
 
-impl CallCounts {
+impl StytchCalls {
     pub fn of(calls: &[Call]) -> Self {
         let mut counts = Self::default();
         for call in calls {
@@ -94,14 +93,14 @@ impl CallCounts {
 #[derive(Debug, Serialize)]
 pub struct Fragment {
     pub scenario: String,
-    pub profile: String,
+    pub profile: Profile,
     pub faults_injected: Vec<String>,
     pub objects: usize,
     pub updates_lost: usize,
     pub max_calls_per_object_per_minute: Option<f64>,
     pub bound: String,
     pub recovery_seconds: Option<f64>,
-    pub stytch_calls: CallCounts,
+    pub stytch_calls: StytchCalls,
     pub passed: bool,
     pub notes: String,
 }
@@ -118,6 +117,32 @@ impl Fragment {
         println!("{}: {text}", path.display());
         path
     }
+}
+
+/// Seconds, rounded to milliseconds, for a report.
+pub fn seconds(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// `fields` of a spec, plus an `okta` identity provider at `issuer` with every URL explicit.
+/// An issuer that is not a loopback host fails Stytch's discovery at once; with every URL
+/// given, the connection is active anyway.
+pub fn spec_with_identity_provider(issuer: &str, mut fields: Value) -> Value {
+    let Value::Object(provider) = json!({
+        "identityProvider": "okta",
+        "issuer": issuer,
+        "authorizationUrl": format!("{issuer}/authorize"),
+        "tokenUrl": format!("{issuer}/token"),
+        "userinfoUrl": format!("{issuer}/userinfo"),
+        "jwksUrl": format!("{issuer}/keys"),
+    }) else {
+        unreachable!("a JSON object")
+    };
+    fields
+        .as_object_mut()
+        .expect("the spec's fields are a JSON object")
+        .extend(provider);
+    fields
 }
 
 /// One object of a bulk scenario and the spec it should have in the end.
@@ -145,55 +170,18 @@ impl Desired {
             .collect()
     }
 
-    fn client_id(&self) -> String {
-        format!("client-{}", self.name)
-    }
-
-    /// Not a loopback host, so Stytch's discovery fails at once; every URL is explicit, so
-    /// the connection is active anyway.
-    fn issuer(&self) -> String {
-        format!("https://idp.example.test/{}", self.name)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.issuer())
-    }
-
     /// The spec, with the client secret in Secret `acme-oidc`.
     pub fn spec(&self) -> Value {
-        json!({
-            "organizationId": self.organization_id,
-            "connectionId": self.connection_id,
-            "identityProvider": "okta",
-            "displayName": self.display_name,
-            "issuer": self.issuer(),
-            "clientId": self.client_id(),
-            "clientSecretRef": {"name": "acme-oidc", "key": "client_secret"},
-            "authorizationUrl": self.url("authorize"),
-            "tokenUrl": self.url("token"),
-            "userinfoUrl": self.url("userinfo"),
-            "jwksUrl": self.url("keys"),
-        })
-    }
-
-    /// Fields in which the fake's connection differs from this spec (names only).
-    pub fn differences(&self, connection: &Value, client_secret: &str) -> Vec<&'static str> {
-        let expected = [
-            ("display_name", self.display_name.clone()),
-            ("identity_provider", "okta".to_owned()),
-            ("issuer", self.issuer()),
-            ("client_id", self.client_id()),
-            ("client_secret", redacted(client_secret)),
-            ("authorization_url", self.url("authorize")),
-            ("token_url", self.url("token")),
-            ("userinfo_url", self.url("userinfo")),
-            ("jwks_url", self.url("keys")),
-        ];
-        expected
-            .into_iter()
-            .filter(|(field, value)| connection[*field].as_str() != Some(value.as_str()))
-            .map(|(field, _)| field)
-            .collect()
+        spec_with_identity_provider(
+            &format!("https://idp.example.test/{}", self.name),
+            json!({
+                "organizationId": self.organization_id,
+                "connectionId": self.connection_id,
+                "displayName": self.display_name,
+                "clientId": format!("client-{}", self.name),
+                "clientSecretRef": {"name": "acme-oidc", "key": "client_secret"},
+            }),
+        )
     }
 }
 
@@ -257,8 +245,7 @@ pub async fn edit_display_name(namespace: &TestNamespace, desired: &mut Desired,
     desired.display_name = name;
 }
 
-/// Objects whose update is lost so far, each with why: the fake's connection differs from the
-/// spec, or the status does not describe the current generation or is not Ready.
+/// Objects whose update is lost so far, each with why (see [`lost_update`]).
 pub async fn lost_updates(
     namespace: &TestNamespace,
     fake: &FakeStytch,
@@ -274,26 +261,56 @@ pub async fn lost_updates(
     let connections = connections(fake).await;
     desired
         .iter()
-        .filter_map(|want| {
-            let why = match (
-                objects.get(&want.name),
-                connections.get(&want.connection_id),
-            ) {
-                (None, _) => "the object is gone".to_owned(),
-                (_, None) => "the connection is gone".to_owned(),
-                (Some(object), Some(connection)) => {
-                    let differences = want.differences(connection, client_secret);
-                    let stale = status_problem(object);
-                    match (differences.is_empty(), stale) {
-                        (true, None) => return None,
-                        (false, _) => format!("Stytch differs in {}", differences.join(", ")),
-                        (true, Some(stale)) => stale,
-                    }
-                }
-            };
-            Some(format!("{}: {why}", want.name))
+        .filter_map(|want| match objects.get(&want.name) {
+            None => Some(format!("{}: the object is gone", want.name)),
+            Some(object) => {
+                let connection = connections.get(&want.connection_id);
+                lost_update(object, connection, client_secret)
+            }
         })
         .collect()
+}
+
+/// Why an object's update counts as lost, if it does: its connection in the fake (`None` when
+/// the fake has none) differs from a field its spec sets, or holds another client secret than
+/// `client_secret`, or its status does not describe its current generation as Ready.
+pub fn lost_update(
+    object: &OidcConnection,
+    connection: Option<&Value>,
+    client_secret: &str,
+) -> Option<String> {
+    let name = object.metadata.name.as_deref().unwrap_or_default();
+    let Some(connection) = connection else {
+        return Some(format!("{name}: the fake has no connection"));
+    };
+    let spec = &object.spec;
+    let owned = [
+        ("display_name", spec.display_name.clone()),
+        ("client_id", spec.client_id.clone()),
+        ("issuer", spec.issuer.clone()),
+        ("authorization_url", spec.authorization_url.clone()),
+        ("token_url", spec.token_url.clone()),
+        ("userinfo_url", spec.userinfo_url.clone()),
+        ("jwks_url", spec.jwks_url.clone()),
+        (
+            "identity_provider",
+            spec.identity_provider.map(|p| p.as_str().to_owned()),
+        ),
+    ];
+    for (field, wanted) in owned {
+        if let Some(wanted) = wanted
+            && connection[field] != wanted.as_str()
+        {
+            return Some(format!(
+                "{name}: {field} is {} in the fake, {wanted:?} in the spec",
+                connection[field]
+            ));
+        }
+    }
+    if connection["client_secret"] != redacted(client_secret).as_str() {
+        return Some(format!("{name}: the fake holds another client secret"));
+    }
+    status_problem(object).map(|problem| format!("{name}: {problem}"))
 }
 
 /// Why an object's status is not current and Ready, if it is not.
@@ -304,7 +321,7 @@ fn status_problem(object: &OidcConnection) -> Option<String> {
     };
     if status.observed_generation != generation {
         return Some(format!(
-            "observedGeneration {:?} of generation {generation:?}",
+            "status describes generation {:?}, the object is at {generation:?}",
             status.observed_generation
         ));
     }
@@ -414,4 +431,17 @@ pub fn max_in_window(times: &[f64], window: f64) -> usize {
         most = most.max(end + 1 - start);
     }
     most
+}
+
+/// The most calls naming one connection (updates and deletes: a list names no connection)
+/// within any minute of the call log.
+pub fn max_calls_per_connection_per_minute(calls: &[Call]) -> f64 {
+    let mut times: HashMap<&str, Vec<f64>> = HashMap::new();
+    for call in calls {
+        if let Some(connection) = call.connection_id() {
+            times.entry(connection).or_default().push(call.at);
+        }
+    }
+    let most = times.values().map(|times| max_in_window(times, 60.0));
+    most.max().unwrap_or(0) as f64
 }
