@@ -3,6 +3,7 @@
 #
 #   hack/bench.sh            N = 1000 and 10000 objects x 0 and 100 ms latency, 3 runs each
 #   hack/bench.sh --quick    one run of 1000 objects at 0 ms (a few minutes)
+#   hack/bench.sh --add      keep the results of earlier configurations; the report shows all
 #   hack/bench.sh -- ARGS    more flags for `stytch-sso-bench run` (e.g. --baseline-sample 200)
 #
 # Each configuration gets a fresh control plane of its own (the local control plane has no
@@ -24,9 +25,11 @@ objects=${BENCH_OBJECTS:-1000 10000}
 latencies=${BENCH_LATENCIES_MS:-0 100}
 runs=${BENCH_RUNS:-3}
 extra=()
+add=false
 while (($#)); do
   case "$1" in
     --quick) objects=1000; latencies=${latencies%% *}; runs=1 ;;
+    --add) add=true ;;
     --) shift; extra=("$@"); break ;;
     *) echo "bench: unknown argument '$1' (see the top of $0)" >&2; exit 2 ;;
   esac
@@ -42,7 +45,8 @@ trap 'hack/local-cluster.sh down "$cluster_dir"' EXIT
 echo "==> building the release binaries" >&2
 nice -n 10 cargo build --release --workspace --bins --locked --quiet
 PATH=$(dirname "$(hack/kubectl-path.sh)"):$PATH
-rm -rf "$results_dir" && mkdir -p "$results_dir"
+$add || rm -rf "$results_dir"
+mkdir -p "$results_dir"
 
 for n in $objects; do
   for latency in $latencies; do

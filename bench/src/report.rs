@@ -52,12 +52,13 @@ fn rows(result: &ConfigurationResult) -> Vec<Row> {
     } else {
         format!("plain script, seconds for all {}", c.objects)
     };
-    let row = |figure, key, label: &str, goal: &str, values, decimals| Row {
+    // A figure a run could not measure (no edit got through) is left out of its summary.
+    let row = |figure, key, label: &str, goal: &str, values: Vec<f64>, decimals| Row {
         figure,
         key,
         label: label.to_owned(),
         goal: goal.to_owned(),
-        values,
+        values: values.into_iter().filter(|v| v.is_finite()).collect(),
         decimals,
     };
     vec![
@@ -162,7 +163,7 @@ fn rows(result: &ConfigurationResult) -> Vec<Row> {
             "edit_to_update_p50_ms",
             "edit → update, p50 ms",
             "",
-            take(&|r| r.edits.to_update_p50_ms),
+            take(&|r| r.edits.to_update_p50_ms.unwrap_or(f64::NAN)),
             1,
         ),
         row(
@@ -170,7 +171,7 @@ fn rows(result: &ConfigurationResult) -> Vec<Row> {
             "edit_to_update_p99_ms",
             "edit → update, p99 ms",
             "< 250",
-            take(&|r| r.edits.to_update_p99_ms),
+            take(&|r| r.edits.to_update_p99_ms.unwrap_or(f64::NAN)),
             1,
         ),
         row(
@@ -178,7 +179,7 @@ fn rows(result: &ConfigurationResult) -> Vec<Row> {
             "edit_to_ready_p50_ms",
             "edit → Ready, p50 ms",
             "",
-            take(&|r| r.edits.to_ready_p50_ms),
+            take(&|r| r.edits.to_ready_p50_ms.unwrap_or(f64::NAN)),
             1,
         ),
         row(
@@ -186,7 +187,7 @@ fn rows(result: &ConfigurationResult) -> Vec<Row> {
             "edit_to_ready_p99_ms",
             "edit → Ready, p99 ms",
             "",
-            take(&|r| r.edits.to_ready_p99_ms),
+            take(&|r| r.edits.to_ready_p99_ms.unwrap_or(f64::NAN)),
             1,
         ),
         row(
@@ -324,11 +325,11 @@ pub fn summary_table(results: &[ConfigurationResult]) -> String {
         ("peak_rss_mib", "5: peak RSS < 64 MiB"),
         ("script_ratio", "6: plain script / operator"),
     ];
-    let mut md = String::from("| N | latency | runs |");
+    let mut md = String::from("| N | latency | resync | runs |");
     for (_, label) in keys {
         let _ = write!(md, " {label} |");
     }
-    md.push_str("\n| --- | --- | --- |");
+    md.push_str("\n| --- | --- | --- | --- |");
     md.push_str(&" --- |".repeat(keys.len()));
     md.push('\n');
     for result in results {
@@ -336,9 +337,10 @@ pub fn summary_table(results: &[ConfigurationResult]) -> String {
         let rows = rows(result);
         let _ = write!(
             md,
-            "| {} | {} ms | {} |",
+            "| {} | {} ms | {} s | {} |",
             c.objects,
             c.latency_ms,
+            c.resync_interval_secs,
             result.runs.len()
         );
         for (key, _) in keys {
@@ -410,5 +412,63 @@ fn format_value(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(value) if value.is_finite() => format!("{value:.decimals$}"),
         _ => "n/a".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::Baseline;
+
+    fn result(extrapolated: bool) -> ConfigurationResult {
+        let configuration = Configuration {
+            objects: 10_000,
+            organizations: 100,
+            unrelated_secrets: 10_000,
+            rate: 100,
+            fake_burst: 100,
+            operator_burst: 10,
+            concurrency: 64,
+            latency_ms: 100,
+            resync_interval_secs: 60,
+            edits: 50,
+            baseline_sample: 1000,
+        };
+        let run = RunFigures {
+            convergence_seconds: 100.0,
+            baseline: Baseline {
+                sample: if extrapolated { 1000 } else { 10_000 },
+                extrapolated,
+                seconds: 2000.0,
+                ratio_to_operator: 20.0,
+                ..Baseline::default()
+            },
+            ..RunFigures::default()
+        };
+        ConfigurationResult {
+            configuration,
+            runs: vec![run],
+            started: "2026-01-01T00:00:00Z".into(),
+            cpus: 2,
+        }
+    }
+
+    #[test]
+    fn an_extrapolated_script_time_says_so_and_from_how_many() {
+        let md = markdown(&[result(true)]);
+        assert!(md.contains("seconds for all 10000 (extrapolated from 1000) |  | 2000.0 |"));
+
+        let md = markdown(&[result(false)]);
+        assert!(md.contains("seconds for all 10000 |"));
+        assert!(!md.contains("extrapolated from"));
+    }
+
+    #[test]
+    fn a_figure_without_samples_reads_not_available() {
+        let md = markdown(&[result(false)]);
+        assert!(
+            md.contains("| 4 | edit → update, p99 ms | < 250 | n/a |"),
+            "{md}"
+        );
     }
 }

@@ -99,10 +99,11 @@ pub struct Edits {
     pub missed: usize,
     pub to_update_ms: Vec<f64>,
     pub to_ready_ms: Vec<f64>,
-    pub to_update_p50_ms: f64,
-    pub to_update_p99_ms: f64,
-    pub to_ready_p50_ms: f64,
-    pub to_ready_p99_ms: f64,
+    /// `None` when no edit got through.
+    pub to_update_p50_ms: Option<f64>,
+    pub to_update_p99_ms: Option<f64>,
+    pub to_ready_p50_ms: Option<f64>,
+    pub to_ready_p99_ms: Option<f64>,
     /// Every Stytch call during the edit phase, the edits' own included: how low the load was.
     pub calls_per_second: f64,
 }
@@ -334,10 +335,10 @@ async fn edit(
 
     let phase_calls = admin.calls_since(first_cursor).await?.len();
     edits.calls_per_second = phase_calls as f64 / seconds_between(phase_started, Timestamp::now());
-    edits.to_update_p50_ms = percentile(&edits.to_update_ms, 50.0).unwrap_or(f64::NAN);
-    edits.to_update_p99_ms = percentile(&edits.to_update_ms, 99.0).unwrap_or(f64::NAN);
-    edits.to_ready_p50_ms = percentile(&edits.to_ready_ms, 50.0).unwrap_or(f64::NAN);
-    edits.to_ready_p99_ms = percentile(&edits.to_ready_ms, 99.0).unwrap_or(f64::NAN);
+    edits.to_update_p50_ms = percentile(&edits.to_update_ms, 50.0);
+    edits.to_update_p99_ms = percentile(&edits.to_update_ms, 99.0);
+    edits.to_ready_p50_ms = percentile(&edits.to_ready_ms, 50.0);
+    edits.to_ready_p99_ms = percentile(&edits.to_ready_ms, 99.0);
     Ok(edits)
 }
 
