@@ -233,7 +233,9 @@ async fn converge(
     figures: &mut RunFigures,
 ) -> Result<()> {
     let least = configuration.objects as f64 / f64::from(configuration.rate);
-    let timeout = Duration::from_secs_f64((least * 20.0).max(300.0));
+    // Five times the least possible: a first sync starved by resyncs ends the run instead of
+    // waiting for ever.
+    let timeout = Duration::from_secs_f64((least * 5.0).max(300.0));
     let converged_at = tracker.wait_for_all(configuration.objects, timeout).await?;
     figures.operator.cpu_seconds_to_convergence = ProcessUsage::of(operator.pid)?.cpu_seconds;
 
