@@ -1,12 +1,74 @@
 //! Kubernetes Events: one for each real change and each new failure; a failure that repeats
 //! stays quiet, so `kubectl describe` shows what happened rather than every retry.
+//!
+//! Events are created directly rather than through kube-runtime's `Recorder`: the Recorder
+//! keeps every Event it sent for six minutes, to fold repeats into series, which at 10,000
+//! objects is megabytes held for nothing; this module never repeats an Event in the first place.
 
-use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder};
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use kube::runtime::events::{Event, EventType, Reporter};
+use kube::{Client, Resource};
 use tracing::warn;
 
 use crate::crd::{OidcConnection, OidcConnectionStatus};
 use crate::reconcile::status::{Outcome, READY, SYNCED};
+
+/// Creates Events as one controller instance.
+#[derive(Clone)]
+pub struct Recorder {
+    client: Client,
+    reporter: Reporter,
+}
+
+impl Recorder {
+    pub fn new(client: Client, reporter: Reporter) -> Self {
+        Self { client, reporter }
+    }
+
+    async fn publish(&self, event: &Event, regarding: ObjectReference) -> kube::Result<()> {
+        let namespace = regarding.namespace.clone().unwrap_or_default();
+        let now = jiff::Timestamp::now();
+        // As kubectl and client-go name Events: the object's name and a unique suffix (the
+        // name must stay a DNS subdomain of at most 253 characters).
+        let object_name = regarding.name.as_deref().unwrap_or_default();
+        let prefix: String = object_name.chars().take(200).collect();
+        let suffix = now.as_nanosecond() as u128 ^ u128::from(rand::random::<u32>());
+        let event = K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(format!("{prefix}.{suffix:x}")),
+                namespace: Some(namespace.clone()),
+                ..ObjectMeta::default()
+            },
+            action: Some(event.action.clone()),
+            reason: Some(event.reason.clone()),
+            note: event.note.clone(),
+            type_: Some(type_name(event.type_).to_owned()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..K8sEvent::default()
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        api.create(&PostParams::default(), &event).await?;
+        Ok(())
+    }
+}
+
+fn type_name(type_: EventType) -> &'static str {
+    match type_ {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
+    }
+}
 
 /// Publishes the Event for `outcome`, if it deserves one. Failing to publish is logged and
 /// otherwise ignored: an Event is a courtesy, the status is the record.
@@ -19,7 +81,7 @@ pub async fn publish(
     let Some(event) = event_for(object, previous, outcome) else {
         return;
     };
-    if let Err(error) = recorder.publish(&event, &regarding(object)).await {
+    if let Err(error) = recorder.publish(&event, regarding(object)).await {
         warn!(%error, "could not publish an Event");
     }
 }
@@ -39,7 +101,7 @@ pub async fn publish_one(
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(error) = recorder.publish(&event, &regarding(object)).await {
+    if let Err(error) = recorder.publish(&event, regarding(object)).await {
         warn!(%error, "could not publish an Event");
     }
 }
@@ -93,10 +155,8 @@ fn event_for(
     })
 }
 
-/// The object the Event is about, at its current version. kube-runtime folds Events with the
-/// same reason into one series for a while; the version keeps two different changes (say two
-/// spec edits) from being shown as repeats of the first one's message.
-fn regarding(object: &OidcConnection) -> k8s_openapi::api::core::v1::ObjectReference {
+/// The object the Event is about, at the version the Event speaks of.
+fn regarding(object: &OidcConnection) -> ObjectReference {
     let mut reference = object.object_ref(&());
     reference.resource_version = object.metadata.resource_version.clone();
     reference
