@@ -506,9 +506,29 @@ impl Operator {
         args: &[&str],
         rust_log: &str,
     ) -> Self {
+        Self::start_process(
+            Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator")),
+            namespace,
+            instance,
+            fake,
+            args,
+            rust_log,
+        )
+    }
+
+    /// Starts `command` (the operator binary, with whatever environment the caller set) for
+    /// `namespace`, logging to a file named after `namespace` and `instance`.
+    pub(crate) fn start_process(
+        mut command: Command,
+        namespace: &str,
+        instance: &str,
+        fake: &FakeStytch,
+        args: &[&str],
+        rust_log: &str,
+    ) -> Self {
         let log_path = logs_dir().join(format!("{namespace}.{instance}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
-        let process = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
+        let process = command
             .args(["run", "--watch-namespaces", namespace])
             .args(["--metrics-bind-address", "127.0.0.1:0"])
             .args(args)

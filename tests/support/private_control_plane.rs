@@ -12,7 +12,7 @@ use std::time::Instant;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::{FakeStytch, KubectlOutput, Operator, PROJECT_ID, PROJECT_SECRET, logs_dir};
+use super::{FakeStytch, KubectlOutput, Operator, PROJECT_ID, PROJECT_SECRET};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/hack/local-cluster.sh");
 
@@ -158,28 +158,10 @@ pub async fn client_for(kubeconfig: &Path) -> Client {
 impl Operator {
     /// Runs the operator for `namespace` on the control plane of `kubeconfig`.
     pub fn start_on(kubeconfig: &Path, namespace: &str, fake: &FakeStytch, args: &[&str]) -> Self {
-        let log_path = logs_dir().join(format!("{namespace}.operator.log"));
-        let log = std::fs::File::create(&log_path).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"));
+        command.env("KUBECONFIG", kubeconfig);
         let rust_log = "stytch_sso_operator=debug,kube=debug,info";
-        let process = Command::new(env!("CARGO_BIN_EXE_stytch-sso-operator"))
-            .args(["run", "--watch-namespaces", namespace])
-            .args(["--metrics-bind-address", "127.0.0.1:0"])
-            .args(args)
-            .arg("--credentials-secret")
-            .arg(format!("{namespace}/{}", super::CREDENTIALS_SECRET))
-            .arg("--stytch-base-url")
-            .arg(&fake.api_url)
-            .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("the operator starts");
-        Self {
-            process,
-            log_path,
-            rust_log: rust_log.to_owned(),
-        }
+        Self::start_process(command, namespace, "operator", fake, args, rust_log)
     }
 
     /// Whether the process this value started is still running (it was not restarted).
