@@ -117,7 +117,7 @@ def needed_rules_present(role):
     needed += [(GROUP, "oidcconnections/status", v) for v in ("get", "patch")]
     needed += [(GROUP, "oidcconnections/finalizers", "update")]
     needed += [("", "secrets", v) for v in ("get", "list", "watch")]
-    needed += [("events.k8s.io", "events", v) for v in ("create", "patch")]
+    needed += [("events.k8s.io", "events", "create")]
     missing = [n for n in needed if not granted(role, *n)]
     if missing:
         fail(f"{role['kind']} {role['metadata']['name']} lacks {missing}")
@@ -486,7 +486,7 @@ cluster_checks() {
     "patch $oc -n identity --subresource=status" "get $oc -n identity --subresource=status"
     "update $oc -n identity --subresource=finalizers"
     "get secrets -n identity" "list secrets -A" "watch secrets -A"
-    "create events.events.k8s.io -n identity" "patch events.events.k8s.io -n identity"
+    "create events.events.k8s.io -n identity"
     "create leases.coordination.k8s.io -n $NAMESPACE"
     "update leases.coordination.k8s.io/stytch-sso-operator -n $NAMESPACE"
   )
@@ -495,7 +495,7 @@ cluster_checks() {
     "patch secrets -n $NAMESPACE" "get pods -n identity" "get configmaps -n identity"
     "list configmaps -A" "create $oc -n identity" "delete $oc -n identity"
     "update $oc -n identity" "update $oc -n identity --subresource=status"
-    "delete namespaces" "create events -n identity"
+    "delete namespaces" "create events -n identity" "patch events.events.k8s.io -n identity"
     "update leases.coordination.k8s.io/another-lease -n $NAMESPACE"
     "create leases.coordination.k8s.io -n identity"
     "get customresourcedefinitions.apiextensions.k8s.io/$oc"

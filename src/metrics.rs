@@ -169,8 +169,9 @@ impl Collector for ConnectionsByReadiness {
                 );
             family.get_or_create(&ReadyLabels { ready }).inc();
         }
+        // The registry's prefix (`stytch_sso_`) is added to this name.
         let metric = encoder.encode_descriptor(
-            "stytch_sso_connections",
+            "connections",
             "OidcConnections by their Ready condition",
             None,
             family.metric_type(),
@@ -199,8 +200,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("status_code=\"none\""), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
         assert!(
-            text.contains("stytch_sso_connections{ready=\"true\"} 0"),
+            lines.contains(&"stytch_sso_connections{ready=\"true\"} 0"),
             "{text}"
         );
         assert!(

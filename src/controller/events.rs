@@ -122,9 +122,17 @@ fn event_for(
     };
     let (type_, reason, note) = match outcome {
         Outcome::Synced(synced) if !synced.updated_fields.is_empty() => {
-            let generation_seen = previous.and_then(|s| s.observed_generation);
-            let spec_changed = generation_seen != object.metadata.generation;
-            let reason = if spec_changed || synced.sent_secret_fingerprint.is_some() {
+            // Drift is a change in Stytch after this spec was in place there; an update that
+            // finally lands after failed attempts is the spec's own update.
+            let conditions = previous
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default();
+            let spec_was_in_place = conditions.iter().any(|c| {
+                c.type_ == SYNCED
+                    && c.status == "True"
+                    && c.observed_generation == object.metadata.generation
+            });
+            let reason = if !spec_was_in_place || synced.sent_secret_fingerprint.is_some() {
                 "Updated"
             } else {
                 "DriftCorrected"
@@ -160,4 +168,64 @@ fn regarding(object: &OidcConnection) -> ObjectReference {
     let mut reference = object.object_ref(&());
     reference.resource_version = object.metadata.resource_version.clone();
     reference
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::status::Synced;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn object_at(generation: i64) -> OidcConnection {
+        let mut object = OidcConnection::new("acme", Default::default());
+        object.metadata.generation = Some(generation);
+        object
+    }
+
+    fn status_with_synced(status: &str, generation: i64) -> OidcConnectionStatus {
+        OidcConnectionStatus {
+            observed_generation: Some(generation),
+            conditions: vec![Condition {
+                type_: SYNCED.into(),
+                status: status.into(),
+                reason: "Whatever".into(),
+                message: String::new(),
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                observed_generation: Some(generation),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn updated_display_name() -> Outcome {
+        Outcome::Synced(Box::new(Synced {
+            connection: Default::default(),
+            request_id: "request-id-1".into(),
+            updated_fields: vec!["display_name"],
+            warning: None,
+            sent_secret_fingerprint: None,
+            pending_changes: Vec::new(),
+            learned_organization_id: None,
+        }))
+    }
+
+    fn reason(previous: &OidcConnectionStatus, generation: i64) -> String {
+        let event = event_for(
+            &object_at(generation),
+            Some(previous),
+            &updated_display_name(),
+        );
+        event.expect("an Event").reason
+    }
+
+    #[test]
+    fn an_update_that_lands_after_failed_attempts_is_the_specs_update_not_drift() {
+        assert_eq!(reason(&status_with_synced("False", 2), 2), "Updated");
+        assert_eq!(reason(&status_with_synced("True", 1), 2), "Updated");
+    }
+
+    #[test]
+    fn a_change_in_stytch_after_the_spec_was_in_place_is_drift() {
+        assert_eq!(reason(&status_with_synced("True", 2), 2), "DriftCorrected");
+    }
 }

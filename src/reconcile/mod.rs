@@ -193,9 +193,10 @@ pub fn failure_for(call: Call, error: &StytchError) -> Failure {
         } if status.as_u16() == 403 => (
             "Forbidden".to_owned(),
             format!(
-                "Stytch refused to let the member session {} on stytch.sso ({error_type}: \
-                 {message}). Give the member a role that allows it, or reference another \
-                 session; the operator tries again when the spec or the Secret changes.",
+                "Stytch refused to {} on stytch.sso ({error_type}: {message}). With \
+                 spec.memberSessionRef, give the member a role that allows it or reference \
+                 another session; without it, check what the project credentials may do. The \
+                 operator tries again when the spec or a Secret changes.",
                 call.rbac_action()
             ),
         ),

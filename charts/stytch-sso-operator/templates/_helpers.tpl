@@ -99,8 +99,8 @@ ClusterRole's when it watches every namespace, a Role's in each namespace of wat
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-# patch, because a repeated Event is recorded as a count on the existing one.
+# Create only: the operator writes each Event once and never updates one.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
