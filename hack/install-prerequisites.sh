@@ -3,7 +3,7 @@
 set -euo pipefail
 
 missing=()
-for tool in curl openssl shellcheck; do
+for tool in curl jq openssl shellcheck; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then

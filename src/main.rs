@@ -17,6 +17,11 @@ use stytch_sso_operator::stytch::RateLimit;
 use stytch_sso_operator::telemetry::{self, LogFormat};
 use tracing::{error, info, warn};
 
+/// See the README's "Choice of libraries": one allocator for every build, measured.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     version,

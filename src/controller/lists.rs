@@ -16,7 +16,9 @@
 //! - **Own writes.** An update's answer replaces the connection in the shared list, so the next
 //!   object does not see the old values and the next reconcile of this one does not repeat it.
 //! - **Memory.** Lists past their age are dropped, so the operator holds each organization's
-//!   connections only around its resync tick.
+//!   connections only around its resync tick. Each connection sits behind its own `Arc`, so
+//!   recording an update while other reconciles still read the list copies pointers, not the
+//!   organization's connections.
 //!
 //! Lists are kept per caller (project, member session, organization as named), since what a
 //! member session may see is not what project credentials may see.
@@ -42,7 +44,7 @@ pub struct Listed {
     /// When the call was sent: the list shows Stytch as of this moment or later.
     pub at: Instant,
     pub request_id: String,
-    pub connections: Vec<OidcConnection>,
+    pub connections: Vec<Arc<OidcConnection>>,
 }
 
 impl Listed {
@@ -50,6 +52,7 @@ impl Listed {
         self.connections
             .iter()
             .find(|connection| connection.connection_id == connection_id)
+            .map(Arc::as_ref)
     }
 }
 
@@ -126,7 +129,11 @@ impl ConnectionLists {
                 let listed = Arc::new(Listed {
                     at: sent_at,
                     request_id: response.request_id,
-                    connections: response.oidc_connections,
+                    connections: response
+                        .oidc_connections
+                        .into_iter()
+                        .map(Arc::new)
+                        .collect(),
                 });
                 let keep_for = match freshness {
                     Freshness::MaxAge(max_age) => max_age,
@@ -159,7 +166,7 @@ impl ConnectionLists {
                 .iter_mut()
                 .find(|old| old.connection_id == connection.connection_id)
             {
-                *old = connection.clone();
+                *old = Arc::new(connection.clone());
             }
         }
     }
