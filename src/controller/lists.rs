@@ -180,10 +180,17 @@ impl ConnectionLists {
     }
 
     /// The key's slot; drops lists past their keeping time on the way, except those in use.
+    ///
+    /// A slot is in use while a reconcile holds it, locked or still waiting for the lock: one
+    /// dropped between a reconcile taking it and locking it would let the next reconcile of
+    /// the organization create a second slot and list again.
     fn slot(&self, key: &ListKey) -> Arc<tokio::sync::Mutex<Slot>> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         slots.retain(|_, slot| {
+            if Arc::strong_count(slot) > 1 {
+                return true;
+            }
             let Ok(slot) = slot.try_lock() else {
                 return true;
             };
@@ -364,6 +371,19 @@ mod tests {
         lists.forget(&key("org-a")).await;
         let answer = lists.get(&key("org-a"), FRESH, fetch).await.ok().unwrap();
         assert!(answer.fetched);
+    }
+
+    #[tokio::test]
+    async fn a_slot_taken_but_not_yet_locked_is_not_dropped_for_another_organization() {
+        let lists = ConnectionLists::default();
+        let taken = lists.slot(&key("org-a"));
+        // Another organization's reconcile sweeps the map before the first one locks its slot.
+        lists.slot(&key("org-b"));
+        let again = lists.slot(&key("org-a"));
+        assert!(
+            Arc::ptr_eq(&taken, &again),
+            "a second slot for org-a would mean a second list"
+        );
     }
 
     #[tokio::test]
