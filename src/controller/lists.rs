@@ -15,8 +15,9 @@
 //!   one interval). A caller can insist on a list made after it asked (`Freshness::AfterNow`).
 //! - **Own writes.** An update's answer replaces the connection in the shared list, so the next
 //!   object does not see the old values and the next reconcile of this one does not repeat it.
-//! - **Memory.** Lists past their age are dropped, so the operator holds each organization's
-//!   connections only around its resync tick. Each connection sits behind its own `Arc`, so
+//! - **Memory.** A list is dropped once no reconcile has used it for [`IDLE_KEEP`], or once it
+//!   is past its age, so the operator holds an organization's connections only while its
+//!   objects are being reconciled (around its resync tick), not for half the interval. Each connection sits behind its own `Arc`, so
 //!   recording an update while other reconciles still read the list copies pointers, not the
 //!   organization's connections.
 //!
@@ -111,6 +112,7 @@ impl ConnectionLists {
             };
             if fresh {
                 let listed = listed.clone();
+                slot.keep_until = Some(keep_until(listed.at, freshness, now));
                 return Ok(Answer {
                     listed,
                     fetched: false,
@@ -135,13 +137,9 @@ impl ConnectionLists {
                         .map(Arc::new)
                         .collect(),
                 });
-                let keep_for = match freshness {
-                    Freshness::MaxAge(max_age) => max_age,
-                    Freshness::AfterNow => Duration::ZERO,
-                };
                 slot.listed = Some(listed.clone());
                 slot.failed = None;
-                slot.keep_until = Some(sent_at + keep_for.max(MIN_KEEP));
+                slot.keep_until = Some(keep_until(sent_at, freshness, Instant::now()));
                 Ok(Answer {
                     listed,
                     fetched: true,
@@ -210,9 +208,26 @@ impl ConnectionLists {
     }
 }
 
+/// Until when a list made at `listed_at` is kept, as of a use at `now`: [`IDLE_KEEP`] after its
+/// last use, no longer than it may be reused, and at least [`MIN_KEEP`] after it was made.
+fn keep_until(listed_at: Instant, freshness: Freshness, now: Instant) -> Instant {
+    let reusable_until = match freshness {
+        Freshness::MaxAge(max_age) => listed_at + max_age,
+        Freshness::AfterNow => listed_at,
+    };
+    (now + IDLE_KEEP)
+        .min(reusable_until)
+        .max(listed_at + MIN_KEEP)
+}
+
 /// Lists are kept at least this long, so reconciles queued behind the one that listed still
 /// find the answer when `max_age` is short.
 const MIN_KEEP: Duration = Duration::from_secs(1);
+
+/// A list no reconcile has used for this long is dropped. The objects of an organization
+/// reconcile together at their tick, one after another within a few seconds at most; a list
+/// kept longer would only hold memory until the next tick, which lists again anyway.
+const IDLE_KEEP: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
@@ -384,6 +399,21 @@ mod tests {
             Arc::ptr_eq(&taken, &again),
             "a second slot for org-a would mean a second list"
         );
+    }
+
+    #[test]
+    fn a_list_is_kept_a_while_after_its_last_use_but_never_past_its_age() {
+        let made = Instant::now();
+        let minute = Freshness::MaxAge(Duration::from_secs(60));
+        assert_eq!(keep_until(made, minute, made), made + IDLE_KEEP);
+        let later = made + Duration::from_secs(20);
+        assert_eq!(keep_until(made, minute, later), later + IDLE_KEEP);
+        let near_its_age = made + Duration::from_secs(58);
+        assert_eq!(
+            keep_until(made, minute, near_its_age),
+            made + Duration::from_secs(60)
+        );
+        assert_eq!(keep_until(made, Freshness::AfterNow, made), made + MIN_KEEP);
     }
 
     #[tokio::test]
