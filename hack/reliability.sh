@@ -109,7 +109,10 @@ PATH=$(dirname "$(hack/kubectl-path.sh)"):$PATH
 
 export RELIABILITY_PROFILE=${RELIABILITY_PROFILE:-full}
 cargo build --workspace --bins --locked
-rm -f "$fragments_dir"/*.json
+# Only the fragments of the scenarios run now: the others stay for the report.
+for scenario in "${scenarios[@]}"; do
+  rm -f "$fragments_dir/$scenario.json" "$fragments_dir/$scenario"_*.json
+done
 failed=()
 for scenario in "${scenarios[@]}"; do
   echo "reliability: $scenario ($RELIABILITY_PROFILE)" >&2
