@@ -17,9 +17,9 @@
 //!   object does not see the old values and the next reconcile of this one does not repeat it.
 //! - **Memory.** A list is dropped once no reconcile has used it for [`IDLE_KEEP`], or once it
 //!   is past its age, so the operator holds an organization's connections only while its
-//!   objects are being reconciled (around its resync tick), not for half the interval. Each connection sits behind its own `Arc`, so
-//!   recording an update while other reconciles still read the list copies pointers, not the
-//!   organization's connections.
+//!   objects are being reconciled (around its resync tick), not for half the interval. Each
+//!   connection sits behind its own `Arc`, so recording an update while other reconciles still
+//!   read the list copies pointers, not the organization's connections.
 //!
 //! Lists are kept per caller (project, member session, organization as named), since what a
 //! member session may see is not what project credentials may see.

@@ -216,8 +216,8 @@ async fn run_scope(
 
 /// Watches whose lists come in pages of 500. A list "from any resourceVersion" (what client-go's
 /// informers ask for) is answered from the API server's cache in one piece, whatever the page
-/// size: with 20,000 Secrets that is some 10 MB of metadata parsed at once, which set the
-/// operator's peak memory. A paged list is read from the latest state, a page at a time.
+/// size: with 20,000 Secrets, some 10 MB of metadata parsed at once. A paged list is read from
+/// the latest state, a page at a time.
 fn paged_lists() -> watcher::Config {
     watcher::Config::default().page_size(500)
 }
