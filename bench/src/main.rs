@@ -195,7 +195,10 @@ fn write_report(results_dir: &Path, out: &Path) -> Result<()> {
             results_dir.display()
         )));
     }
-    results.sort_by_key(|r| (r.configuration.objects, r.configuration.latency_ms));
+    results.sort_by_key(|r| {
+        let c = &r.configuration;
+        (c.objects, c.latency_ms, c.concurrency)
+    });
     report::write(out, &results)?;
     eprintln!("wrote {}", out.join("report.md").display());
     Ok(())

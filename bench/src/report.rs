@@ -24,7 +24,10 @@ pub struct ConfigurationResult {
 impl ConfigurationResult {
     pub fn file_name(&self) -> String {
         let c = &self.configuration;
-        format!("objects-{}-latency-{}ms.json", c.objects, c.latency_ms)
+        format!(
+            "objects-{}-latency-{}ms-concurrency-{}.json",
+            c.objects, c.latency_ms, c.concurrency
+        )
     }
 }
 
@@ -325,11 +328,11 @@ pub fn summary_table(results: &[ConfigurationResult]) -> String {
         ("peak_rss_mib", "5: peak RSS < 64 MiB"),
         ("script_ratio", "6: plain script / operator"),
     ];
-    let mut md = String::from("| N | latency | resync | runs |");
+    let mut md = String::from("| N | latency | resync | concurrency | runs |");
     for (_, label) in keys {
         let _ = write!(md, " {label} |");
     }
-    md.push_str("\n| --- | --- | --- | --- |");
+    md.push_str("\n| --- | --- | --- | --- | --- |");
     md.push_str(&" --- |".repeat(keys.len()));
     md.push('\n');
     for result in results {
@@ -337,10 +340,11 @@ pub fn summary_table(results: &[ConfigurationResult]) -> String {
         let rows = rows(result);
         let _ = write!(
             md,
-            "| {} | {} ms | {} s | {} |",
+            "| {} | {} ms | {} s | {} | {} |",
             c.objects,
             c.latency_ms,
             c.resync_interval_secs,
+            c.concurrency,
             result.runs.len()
         );
         for (key, _) in keys {
