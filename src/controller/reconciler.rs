@@ -159,8 +159,9 @@ fn next_action(
     context
         .metrics
         .record_reconcile(result, elapsed.as_secs_f64());
-    let resync = reconcile::resync_interval(object, context.config.resync_interval);
-    let resync = reconcile::until_next_tick(&resync_group(object), resync, SystemTime::now());
+    let interval = reconcile::resync_interval(object, context.config.resync_interval);
+    let resync = reconcile::until_next_tick(&resync_group(object), interval, SystemTime::now())
+        + reconcile::offset_in_tick(&key.to_string(), interval);
     match (outcome, retry) {
         (Outcome::Failed(failure), Some(retry_after)) => {
             let delay = context.backoff.next_delay(key, retry_after);

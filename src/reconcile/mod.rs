@@ -96,6 +96,21 @@ pub fn jittered(interval: Duration) -> Duration {
     interval.mul_f64(1.0 - rand::rng().random_range(0.0..0.1))
 }
 
+/// Where in its organization's tick an object starts: a stable offset from its name, within
+/// [`TICK_SPREAD`] (or a hundredth of the interval, if shorter). The first objects list the
+/// organization and the later ones find the list fresh, instead of all of them waiting for the
+/// same list at once and holding every reconcile slot while they wait, which held up any edit
+/// made at that moment.
+pub fn offset_in_tick(object_key: &str, interval: Duration) -> Duration {
+    let spread = TICK_SPREAD.min(interval / 100).as_millis().max(1);
+    let digest = Sha256::digest(object_key.as_bytes());
+    let hash = u128::from(u64::from_be_bytes(digest[..8].try_into().unwrap()));
+    Duration::from_millis(u64::try_from(hash % spread).unwrap_or(0))
+}
+
+/// The most an object's resync follows its organization's tick, see [`offset_in_tick`].
+pub const TICK_SPREAD: Duration = Duration::from_secs(1);
+
 /// How long until the next resync tick of `group` (an organization), at least half an
 /// interval from `now`.
 ///
@@ -376,6 +391,27 @@ mod tests {
         assert_eq!(spec_field_name("display_name"), "displayName");
         assert_eq!(spec_field_name("issuer"), "issuer");
         assert_eq!(spec_field_name("attribute_mapping"), "attributeMapping");
+    }
+
+    #[test]
+    fn objects_start_at_stable_offsets_spread_within_the_tick() {
+        let interval = Duration::from_secs(600);
+        let offsets: Vec<Duration> = (0..100)
+            .map(|index| offset_in_tick(&format!("identity/connection-{index}"), interval))
+            .collect();
+        assert!(offsets.iter().all(|offset| *offset < TICK_SPREAD));
+        let early = offsets.iter().filter(|o| **o < TICK_SPREAD / 2).count();
+        assert!(
+            (25..=75).contains(&early),
+            "{early} of 100 in the first half"
+        );
+        assert_eq!(
+            offset_in_tick("identity/connection-7", interval),
+            offsets[7]
+        );
+        // A short interval gets a proportionally short spread.
+        let short = Duration::from_secs(2);
+        assert!(offset_in_tick("identity/connection-7", short) < short / 100);
     }
 
     #[test]
