@@ -16,9 +16,16 @@ idp_listen=127.0.0.1:18443
 project_id=$(sed -n 's/.*"project_id": "\([^"]*\)".*/\1/p' hack/demo-seed.json)
 project_secret=$(sed -n 's/.*"secret": "\([^"]*\)".*/\1/p' hack/demo-seed.json)
 
+# Stops a process the demo started and waits until it is gone, so that its port is free for
+# the next start.
 stop_process() {
-  local pidfile=$demo_dir/$1.pid
-  if [[ -f $pidfile ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  local pidfile=$demo_dir/$1.pid pid
+  if [[ -f $pidfile ]]; then
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
   rm -f "$pidfile"
 }
 
@@ -41,6 +48,7 @@ mkdir -p "$demo_dir"
 
 echo "==> starting the fake Stytch on http://$fake_listen (its identity provider on https://localhost:${idp_listen#*:})"
 stop_process fake-stytch
+rm -f "$demo_dir/fake-ready.json"
 "$bin/fake-stytch" --listen "$fake_listen" --idp-listen "$idp_listen" \
   --seed hack/demo-seed.json --ready-file "$demo_dir/fake-ready.json" \
   >/dev/null 2>"$demo_dir/fake-stytch.log" &
