@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-target=x86_64-unknown-linux-musl
+# The host's architecture, so that an image built on arm64 holds an arm64 binary.
+target=$(uname -m)-unknown-linux-musl
 rustup target list --installed | grep -qx "$target" || rustup target add "$target" >&2
 if ! command -v musl-gcc >/dev/null 2>&1; then
   apt-get update -qq >&2 && apt-get install -y -qq --no-install-recommends musl-tools >&2
