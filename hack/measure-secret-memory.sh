@@ -16,7 +16,7 @@
 #
 # Environment (defaults in brackets):
 #   SECRET_COUNT [5000]  SECRET_KIB [32]  TOUCH_COUNT [500]  TOUCH_ROUNDS [2]  SAMPLE_SECONDS [20]
-#   MEASURE_ETCD_PORT [25790] (and the next port)  MEASURE_APISERVER_PORT [28443]
+#   MEASURE_ETCD_PORT [25798] (and the next port)  MEASURE_APISERVER_PORT [28449]
 #
 # State and logs go to .local/memory-run/ (kept for inspection); the control plane lives in
 # .local/memory-cluster/ and is always stopped at exit.
@@ -31,8 +31,9 @@ SAMPLE_SECONDS=${SAMPLE_SECONDS:-20}
 # Secrets per file given to one `kubectl create`: big enough to keep the number of kubectl
 # processes small, small enough to stay far below any request or memory limit.
 BATCH_SIZE=250
-# Ports of our own, apart from the demo's and the tests', so those can run at the same time.
-export ETCD_PORT=${MEASURE_ETCD_PORT:-25790} APISERVER_PORT=${MEASURE_APISERVER_PORT:-28443}
+# Ports of our own, apart from those of the demo, the tests, the reliability suite and the
+# benchmark, so any of those can run at the same time.
+export ETCD_PORT=${MEASURE_ETCD_PORT:-25798} APISERVER_PORT=${MEASURE_APISERVER_PORT:-28449}
 
 cluster_dir=$PWD/.local/memory-cluster
 run_dir=$PWD/.local/memory-run
@@ -103,6 +104,7 @@ stytch_calls() { curl -fsS "$api_url/_fake/calls" | grep -o '"seq"' | wc -l; }
 
 # --- build, control plane ---------------------------------------------------------------------
 
+hack/install-prerequisites.sh
 log "building the release binaries"
 nice -n 10 cargo build --release --workspace --bins --locked --quiet
 kubectl_bin=$(hack/kubectl-path.sh)
