@@ -6,10 +6,14 @@
 #
 # Each scenario writes a JSON fragment to <target>/debug/reliability/<scenario>.json (or
 # <scenario>_<part>.json, one per part, when its file holds several); this
-# script assembles them into <target>/reliability/report.md and report.json (<target> is
-# CARGO_TARGET_DIR or ./target), with each scenario's test output beside them. It exits
-# non-zero when a scenario failed or wrote no fragment; the report is written anyway.
-# RELIABILITY_PROFILE (default full) and RELIABILITY_SEED are passed on to the tests.
+# script assembles the fragments of every scenario, those run now and the last ones of the
+# others, into <target>/reliability/report.md and report.json (<target> is CARGO_TARGET_DIR or
+# ./target), with each scenario's test output beside them. It exits non-zero when a scenario it
+# ran failed or wrote no fragment (with --report-only: when any fragment is missing or failed);
+# the report is written anyway.
+# RELIABILITY_PROFILE (default full) and RELIABILITY_SEED are passed on to the tests;
+# RELIABILITY_ETCD_PORT [25790] (and the next port) and RELIABILITY_APISERVER_PORT [28443]
+# place the control plane.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -58,7 +62,7 @@ assemble_report() {
     "- updates lost: **\(.totals.updates_lost)** (must be 0)",
     "- most calls per object per minute during a fault: \(.totals.max_calls_per_object_per_minute | cell)",
     "- all scenarios passed: \(.totals.passed)",
-    (if (.missing | length) > 0 then "- scenarios without a fragment (failed early): \(.missing | join(", "))" else empty end),
+    (if (.missing | length) > 0 then "- scenarios without a fragment (not run, or failed early): \(.missing | join(", "))" else empty end),
     "",
     "| scenario | profile | objects | updates lost | max calls/object/min | recovery (s) | Stytch calls (list/put/other) | passed |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -90,12 +94,13 @@ all_scenarios() {
 mkdir -p "$report_dir"
 command -v jq >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq jq >/dev/null; }
 
+mapfile -t every_scenario < <(all_scenarios)
 if [[ ${1:-} == --report-only ]]; then
-  mapfile -t scenarios < <(all_scenarios)
-  assemble_report "${scenarios[@]}"
-  exit 0
+  assemble_report "${every_scenario[@]}"
+  jq -e .totals.passed "$report_dir/report.json" >/dev/null
+  exit
 fi
-if (($#)); then scenarios=("$@"); else mapfile -t scenarios < <(all_scenarios); fi
+if (($#)); then scenarios=("$@"); else scenarios=("${every_scenario[@]}"); fi
 
 hack/install-prerequisites.sh
 # A control plane of its own, on ports apart from the tests' and the demo's.
@@ -123,5 +128,8 @@ for scenario in "${scenarios[@]}"; do
     echo "reliability: $scenario FAILED (see $report_dir/$scenario.log)" >&2
   fi
 done
-assemble_report "${scenarios[@]}"
+assemble_report "${every_scenario[@]}"
+for scenario in "${scenarios[@]}"; do
+  compgen -G "$fragments_dir/$scenario*.json" >/dev/null || failed+=("$scenario (no fragment)")
+done
 ((${#failed[@]} == 0)) || { echo "failed: ${failed[*]}" >&2; exit 1; }
