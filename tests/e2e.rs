@@ -212,6 +212,76 @@ async fn rotating_the_client_secret_sends_the_new_value_once() {
 }
 
 #[tokio::test]
+async fn a_changed_project_secret_is_read_again_by_the_reconciles_it_triggers() {
+    const WRONG_PROJECT_SECRET: &str = "secret-test-SENTINEL-WRONG-PROJECT-SECRET-3c59dc04";
+    let Setup {
+        namespace,
+        fake,
+        operator,
+    } = setup("project-secret", &["oidc-connection-test-p"], true).await;
+    let spec = full_spec(&fake.issuer("acme"), "Acme");
+    let output = namespace.apply(&manifest("acme", "oidc-connection-test-p", &spec));
+    assert!(output.success, "{}", output.stderr);
+    namespace
+        .wait_for_condition("acme", "Ready", "True", READY_WITHIN)
+        .await;
+
+    // The operator keeps the credentials it read. Once it has seen their Secret change, the
+    // next call to Stytch must carry the new value, not the kept one. (The reconcile the change
+    // triggers finds the organization's list fresh and calls nothing, so a spec edit makes the
+    // call.)
+    namespace
+        .put_secret(
+            CREDENTIALS_SECRET,
+            &[("project_id", PROJECT_ID), ("secret", WRONG_PROJECT_SECRET)],
+        )
+        .await;
+    let seen = format!(
+        "related object updated: Secret.v1./{CREDENTIALS_SECRET}.{}",
+        namespace.name
+    );
+    eventually(
+        "the operator to see the Secret change",
+        READY_WITHIN,
+        || async { operator.log().contains(&seen).then_some(()) },
+    )
+    .await;
+    let output = namespace.apply(&manifest(
+        "acme",
+        "oidc-connection-test-p",
+        &full_spec(&fake.issuer("acme"), "Acme Renamed"),
+    ));
+    assert!(output.success, "{}", output.stderr);
+    namespace
+        .wait_for_condition("acme", "Ready", "False", READY_WITHIN)
+        .await;
+    assert_eq!(
+        namespace.ready_reason("acme").await.as_deref(),
+        Some("UnauthorizedCredentials")
+    );
+
+    namespace
+        .put_secret(
+            CREDENTIALS_SECRET,
+            &[("project_id", PROJECT_ID), ("secret", PROJECT_SECRET)],
+        )
+        .await;
+    namespace
+        .wait_for_condition("acme", "Ready", "True", READY_WITHIN)
+        .await;
+    assert_eq!(
+        fake.connection("oidc-connection-test-p").await["display_name"],
+        "Acme Renamed"
+    );
+    let log = operator.log();
+    assert_no_secret_in(&log, "the operator's log");
+    assert!(
+        !log.contains(WRONG_PROJECT_SECRET),
+        "a secret value appears in the operator's log"
+    );
+}
+
+#[tokio::test]
 async fn a_change_made_in_stytch_is_corrected_within_one_resync() {
     let Setup {
         namespace,

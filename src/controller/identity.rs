@@ -197,7 +197,25 @@ fn session_key(credentials: &ProjectCredentials, session: &MemberSession) -> Str
         .collect()
 }
 
+/// The credentials in Secret `name`, read again only when the Secret may have changed (see
+/// `controller::credentials`).
 async fn project_credentials(
+    context: &Context,
+    name: &SecretName,
+    role: &str,
+) -> Result<ProjectCredentials, Problem> {
+    let ticket = match context.credentials.get(&name.namespace, &name.name) {
+        Ok(credentials) => return Ok(credentials),
+        Err(ticket) => ticket,
+    };
+    let credentials = read_project_credentials(context, name, role).await?;
+    context
+        .credentials
+        .keep(ticket, &name.namespace, &name.name, &credentials);
+    Ok(credentials)
+}
+
+async fn read_project_credentials(
     context: &Context,
     name: &SecretName,
     role: &str,

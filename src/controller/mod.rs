@@ -36,11 +36,13 @@ use crate::stytch::{RateLimit, StytchClient};
 use crate::{Error, Result};
 
 mod cleanup;
+mod credentials;
 mod events;
 mod identity;
 mod lists;
 mod reconciler;
 
+use credentials::CredentialsCache;
 use events::Recorder;
 pub use identity::{PROJECT_ID_KEY, PROJECT_SECRET_KEY, SessionOrganizations};
 use lists::ConnectionLists;
@@ -109,6 +111,8 @@ pub struct Context {
     sessions: Arc<SessionOrganizations>,
     /// Shared by every controller of this process.
     lists: Arc<ConnectionLists>,
+    /// Shared by every controller of this process; any Secret watch can report a change.
+    credentials: Arc<CredentialsCache>,
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
@@ -137,6 +141,7 @@ pub async fn run(
 
     let sessions = Arc::new(SessionOrganizations::default());
     let lists = Arc::new(ConnectionLists::default());
+    let credentials = Arc::new(CredentialsCache::default());
     let mut controllers = Vec::new();
     let mut stores = Vec::new();
     for scope in scopes {
@@ -153,6 +158,7 @@ pub async fn run(
             metrics: metrics.clone(),
             sessions: sessions.clone(),
             lists: lists.clone(),
+            credentials: credentials.clone(),
         });
         controllers.push(run_scope(scope, writer, context));
     }
@@ -202,8 +208,11 @@ async fn run_scope(
     let store = context.store.clone();
     let secret_changes = secret_metadata_changes(&context.client, namespace.as_deref(), config);
     let credentials_secret = config.credentials_secret.clone();
+    let credentials = context.credentials.clone();
     Controller::for_stream(object_changes, store.clone())
         .watches_stream(secret_changes, move |secret| {
+            // Before the reconciles this change triggers, so that they read the Secret anew.
+            credentials.forget(&secret.namespace().unwrap_or_default(), &secret.name_any());
             objects_reading(&store, &credentials_secret, &secret)
         })
         .with_config(controller::Config::default().concurrency(config.concurrency))
