@@ -42,6 +42,7 @@ out_dir=$PWD/target/bench
 results_dir=$out_dir/results
 trap 'hack/local-cluster.sh down "$cluster_dir"' EXIT
 
+hack/install-prerequisites.sh
 echo "==> building the release binaries" >&2
 nice -n 10 cargo build --release --workspace --bins --locked --quiet
 PATH=$(dirname "$(hack/kubectl-path.sh)"):$PATH

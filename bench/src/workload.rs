@@ -22,7 +22,7 @@ pub const PROJECT_ID: &str = "project-test-00000000-bench-4000-8000-000000000001
 pub const PROJECT_SECRET: &str = "secret-test-bench-only-not-a-real-secret";
 const CREDENTIALS_SECRET: &str = "stytch-credentials";
 const UNRELATED_NAMESPACE: &str = "bench-unrelated";
-/// Kubernetes API requests in flight while creating objects.
+/// Kubernetes API requests in flight while creating or deleting objects.
 const CREATES_IN_FLIGHT: usize = 32;
 
 /// One connection: its object, its Secret and its place in Stytch.
@@ -133,14 +133,8 @@ impl Workload {
     pub async fn delete(&self, client: &Client) -> Result<()> {
         let objects: Api<OidcConnection> = Api::namespaced(client.clone(), &self.namespace);
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
-        let all = ListParams::default();
-        objects
-            .delete_collection(&DeleteParams::default(), &all)
-            .await?;
-        secrets
-            .delete_collection(&DeleteParams::default(), &all)
-            .await?;
-        Ok(())
+        delete_all(&objects).await?;
+        delete_all(&secrets).await
     }
 }
 
@@ -220,6 +214,33 @@ async fn create_namespace(client: &Client, name: &str) -> Result<()> {
     };
     namespaces
         .create(&PostParams::default(), &namespace)
+        .await?;
+    Ok(())
+}
+
+/// Deletes every object of `api` one by one, [`CREATES_IN_FLIGHT`] at once. One
+/// `deletecollection` of 10,000 objects answers with all of them, and a busy API server cut
+/// that answer off after its request timeout.
+async fn delete_all<K>(api: &Api<K>) -> Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let names: Vec<String> = api
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|item| item.metadata.name)
+        .collect();
+    futures::stream::iter(names)
+        .map(|name| async move {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+                other => other.map(|_| ()),
+            }
+        })
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .try_for_each(|()| futures::future::ready(Ok(())))
         .await?;
     Ok(())
 }
