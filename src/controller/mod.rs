@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action};
@@ -35,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::stytch::{RateLimit, StytchClient};
 use crate::{Error, Result};
 
+mod claims;
 mod cleanup;
 mod credentials;
 mod events;
@@ -42,6 +43,7 @@ mod identity;
 mod lists;
 mod reconciler;
 
+use claims::ConnectionClaims;
 use credentials::CredentialsCache;
 use events::Recorder;
 pub use identity::{PROJECT_ID_KEY, PROJECT_SECRET_KEY, SessionOrganizations};
@@ -106,6 +108,8 @@ pub struct Context {
     backoff: Backoff<ObjectRef<OidcConnection>>,
     /// Every `OidcConnection` in the watched scope, kept by the controller's own watch.
     store: Store<OidcConnection>,
+    /// Which objects of the scope named each connection, kept by the same watch.
+    claims: Arc<ConnectionClaims>,
     metrics: Arc<Metrics>,
     /// Shared by every controller of this process.
     sessions: Arc<SessionOrganizations>,
@@ -155,6 +159,7 @@ pub async fn run(
             recorder: recorder.clone(),
             backoff: Backoff::new(config.backoff_base, config.backoff_cap),
             store,
+            claims: Arc::new(ConnectionClaims::default()),
             metrics: metrics.clone(),
             sessions: sessions.clone(),
             lists: lists.clone(),
@@ -199,8 +204,10 @@ async fn run_scope(
     let changes = predicates::generation
         .combine(predicates::annotations)
         .combine(predicates::finalizers);
+    let claims = context.claims.clone();
     let object_changes = watcher(objects, watch_config)
         .backoff(WatchBackoff::default())
+        .inspect_ok(move |event| claims.observe(event))
         .modify(drop_bookkeeping)
         .reflect(writer)
         .applied_objects()

@@ -227,6 +227,9 @@ pub(super) fn conflicting_owner(
     object: &OidcConnection,
     context: &Context,
 ) -> Option<Arc<OidcConnection>> {
+    if context.claims.is_sole_claimant(object) {
+        return None;
+    }
     let others = context.store.state();
     let owner = reconcile::conflicting_owner(object, others.iter().map(Arc::as_ref))?;
     Some(Arc::new(owner.clone()))
